@@ -1,0 +1,3 @@
+module github.com/tenon-dev/tenon
+
+go 1.26
