@@ -1,0 +1,31 @@
+# The two commands of the README: `make dev` and `make test`.
+
+GO        ?= go
+FUZZTIME  ?= 10s
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: dev test bench fuzz tools lint build
+
+dev:
+	$(GO) run ./cmd/tenon dev
+
+build:
+	$(GO) build -o bin/tenon ./cmd/tenon
+
+test:
+	$(GO) test -race -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) ./qsh
+	@if [ -d connectjwt ]; then $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./connectjwt; fi
+
+tools:
+	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint:
+	gofmt -l .
+	$(GO) vet ./...
+	staticcheck ./...
