@@ -1,0 +1,120 @@
+// Package cli is tenon's command line: serve, keygen, fake, dev, version.
+// It is importable so that an app vendor's own binary gets the same
+// operational commands around its own app:
+//
+//	func main() { cli.Main(myapp.New()) }
+//
+// Only this package (and the binaries built on it) picks a store, reads
+// configuration and opens listeners; everything else receives what it
+// needs.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/tenon-dev/tenon/server"
+)
+
+// App is an app backend built on tenon: its descriptor and its routes.
+type App interface {
+	// Descriptor returns the app's atlassian-connect.json as written by its
+	// developer. Only its top-level baseUrl is replaced when served.
+	Descriptor() []byte
+	// Routes registers the app's handlers (module pages, browser-API
+	// routes, webhooks, static files) on s.
+	Routes(s *server.Server) error
+}
+
+// HookedApp is an App that wants to hear about lifecycle changes. The
+// hooks run after the change is committed.
+type HookedApp interface {
+	App
+	Hooks() server.Hooks
+}
+
+// Env is what a command takes from its process, injected so commands can
+// run inside tests.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env Env, app App, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the app backend", runServe},
+		{"dev", "run the app with a fake Atlassian on this machine, for development", runDev},
+		{"fake", "run the fake Atlassian alone, for testing apps in any language", runFake},
+		{"keygen", "create a key file for encrypting secrets at rest", runKeygen},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// Main runs the command line for app and exits. SIGINT or SIGTERM stops a
+// long-running command gracefully; a second signal exits at once.
+func Main(app App) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+		// Signals are no longer caught after stop, so a second one
+		// terminates the process with the default action.
+	}()
+	env := Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	os.Exit(Run(ctx, env, app, os.Args[1:]))
+}
+
+// Run runs one command and returns the process exit code.
+func Run(ctx context.Context, env Env, app App, args []string) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(env.Stderr, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range cmds {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, app, args[1:])
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		default:
+			fmt.Fprintf(env.Stderr, "tenon %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(env.Stderr, "tenon: unknown command %q\n\n", args[0])
+	usage(env.Stderr, cmds)
+	return 2
+}
+
+func usage(w io.Writer, cmds []command) {
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	fmt.Fprintln(w, "Usage: tenon <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'tenon <command> -h' for a command's flags.")
+}

@@ -1,0 +1,260 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// setting is one configuration value: its flag, environment variable and
+// file key, its default and what it means. The same table drives flag
+// parsing, environment and file lookup, and the documentation.
+type setting struct {
+	Flag    string // --flag
+	Env     string // TENON_...; also the key in the configuration file
+	Default string
+	Usage   string
+}
+
+// Settings of the serve command, in documentation order.
+var serveSettings = []setting{
+	{"config", "TENON_CONFIG", "", "Path of a configuration file of NAME=value lines (names as the environment variables)."},
+	{"addr", "TENON_ADDR", ":8080", "Address the HTTP server listens on."},
+	{"base-url", "TENON_BASE_URL", "", "Public base URL of the app, as products reach it (https in production and staging). Required."},
+	{"db", "TENON_DB", "tenon.db", "SQLite file path, or a postgres:// URL."},
+	{"environment", "TENON_ENVIRONMENT", "production", "production, staging or development: picks the defaults of the two settings below."},
+	{"install-keys-url", "TENON_INSTALL_KEYS_URL", "", "Key server for signed installs. Default: Atlassian's for production and staging; required in development."},
+	{"allowed-hosts", "TENON_ALLOWED_HOSTS", "", "Comma-separated globs of product hosts allowed to install (one * is one DNS label). Default per environment."},
+	{"secret-key-file", "TENON_SECRET_KEY_FILE", "", "File of AES-256 keys that encrypt shared secrets at rest (create with `tenon keygen`). Required."},
+	{"log-level", "TENON_LOG_LEVEL", "info", "debug, info, warn or error."},
+	{"shutdown-timeout", "TENON_SHUTDOWN_TIMEOUT", "20s", "How long in-flight requests may finish after SIGTERM."},
+}
+
+// Config is the resolved configuration of a serve command.
+type Config struct {
+	Addr            string
+	BaseURL         string
+	DB              string
+	Environment     string
+	InstallKeysURL  string
+	AllowedHosts    []string
+	SecretKeyFile   string
+	LogLevel        string
+	ShutdownTimeout time.Duration
+
+	// Source says where each value came from ("flag", "env", "file",
+	// "default"), for `tenon serve --print-config` and error messages.
+	Source map[string]string
+}
+
+// values holds one raw string per setting, keyed by flag name.
+type values map[string]string
+
+// resolve merges sources by precedence: flags > environment > file >
+// defaults. getenv is injected so tests need not touch the process
+// environment.
+func resolve(fs *flag.FlagSet, settings []setting, getenv func(string) string, readFile func(string) ([]byte, error)) (values, map[string]string, error) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	vals := values{}
+	src := map[string]string{}
+	lookup := func(s setting, file map[string]string) {
+		switch {
+		case set[s.Flag]:
+			vals[s.Flag], src[s.Flag] = fs.Lookup(s.Flag).Value.String(), "flag"
+		case getenv(s.Env) != "":
+			vals[s.Flag], src[s.Flag] = getenv(s.Env), "env"
+		case file != nil && file[s.Env] != "":
+			vals[s.Flag], src[s.Flag] = file[s.Env], "file"
+		default:
+			vals[s.Flag], src[s.Flag] = s.Default, "default"
+		}
+	}
+	// The config file path itself comes from flags or environment only.
+	lookup(settings[0], nil)
+	var file map[string]string
+	if path := vals["config"]; path != "" {
+		raw, err := readFile(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read configuration file: %w", err)
+		}
+		file, err = parseConfigFile(raw, settings)
+		if err != nil {
+			return nil, nil, fmt.Errorf("configuration file %s: %w", path, err)
+		}
+	}
+	for _, s := range settings[1:] {
+		lookup(s, file)
+	}
+	return vals, src, nil
+}
+
+// parseConfigFile reads NAME=value lines; '#' starts a comment line.
+// Unknown names are errors: a typo must not silently fall back to a
+// default.
+func parseConfigFile(raw []byte, settings []setting) (map[string]string, error) {
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[s.Env] = true
+	}
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok {
+			return nil, fmt.Errorf("line %d: expected NAME=value", n)
+		}
+		if !known[k] {
+			return nil, fmt.Errorf("line %d: unknown setting %q (known: %s)", n, k, knownNames(settings))
+		}
+		if k == "TENON_CONFIG" {
+			return nil, fmt.Errorf("line %d: TENON_CONFIG cannot be set inside the configuration file", n)
+		}
+		out[k] = strings.Trim(v, `"'`)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func knownNames(settings []setting) string {
+	var names []string
+	for _, s := range settings {
+		names = append(names, s.Env)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// defineFlags registers every setting on fs. Defaults are shown in usage
+// but resolve applies them, so a flag left alone never hides the
+// environment.
+func defineFlags(fs *flag.FlagSet, settings []setting) {
+	for _, s := range settings {
+		usage := s.Usage + " (env " + s.Env + ")"
+		if s.Default != "" {
+			usage += " (default " + s.Default + ")"
+		}
+		fs.String(s.Flag, "", usage)
+	}
+}
+
+// LoadConfig parses the serve command's args and resolves a Config from
+// flags, the environment (getenv), the configuration file and defaults,
+// checking that it is complete and consistent. Errors say what to set.
+func LoadConfig(args []string, getenv func(string) string, output io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(output)
+	defineFlags(fs, serveSettings)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	vals, src, err := resolve(fs, serveSettings, getenv, os.ReadFile)
+	if err != nil {
+		return nil, err
+	}
+	return buildConfig(vals, src)
+}
+
+func buildConfig(vals values, src map[string]string) (*Config, error) {
+	c := &Config{
+		Addr:           vals["addr"],
+		BaseURL:        strings.TrimSuffix(vals["base-url"], "/"),
+		DB:             vals["db"],
+		Environment:    strings.ToLower(vals["environment"]),
+		InstallKeysURL: strings.TrimSuffix(vals["install-keys-url"], "/"),
+		SecretKeyFile:  vals["secret-key-file"],
+		LogLevel:       strings.ToLower(vals["log-level"]),
+		Source:         src,
+	}
+	for _, h := range strings.Split(vals["allowed-hosts"], ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.AllowedHosts = append(c.AllowedHosts, strings.ToLower(h))
+		}
+	}
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	d, err := time.ParseDuration(vals["shutdown-timeout"])
+	if err != nil || d < 0 {
+		add("--shutdown-timeout / TENON_SHUTDOWN_TIMEOUT must be a duration such as 20s")
+	}
+	c.ShutdownTimeout = d
+
+	switch c.Environment {
+	case "production", "staging", "development":
+	default:
+		add("--environment / TENON_ENVIRONMENT must be production, staging or development, not %q", c.Environment)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("--log-level / TENON_LOG_LEVEL must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if c.Addr == "" {
+		add("set --addr / TENON_ADDR, e.g. :8080")
+	}
+	if c.DB == "" {
+		add("set --db / TENON_DB to a SQLite file path or a postgres:// URL")
+	}
+	if c.SecretKeyFile == "" {
+		add("set --secret-key-file / TENON_SECRET_KEY_FILE to a key file; create one with: tenon keygen -o /etc/tenon/secret.key")
+	}
+	if c.BaseURL == "" {
+		add("set --base-url / TENON_BASE_URL to the public URL of the app, e.g. https://app.example.com")
+	} else if u, err := url.Parse(c.BaseURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
+		add("--base-url / TENON_BASE_URL must be an absolute http(s) URL without query, not %q", c.BaseURL)
+	} else if u.Scheme != "https" && c.Environment != "development" {
+		add("--base-url / TENON_BASE_URL must use https in %s (Atlassian only calls https apps); use --environment development for local work", c.Environment)
+	}
+	if c.InstallKeysURL != "" {
+		if u, err := url.Parse(c.InstallKeysURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			add("--install-keys-url / TENON_INSTALL_KEYS_URL must be an absolute http(s) URL, not %q", c.InstallKeysURL)
+		} else if u.Scheme != "https" && c.Environment != "development" {
+			add("--install-keys-url / TENON_INSTALL_KEYS_URL must use https in %s", c.Environment)
+		}
+	} else if c.Environment == "development" {
+		add("set --install-keys-url / TENON_INSTALL_KEYS_URL: development has no default key server (point it at the fake Atlassian's key server)")
+	}
+	if len(problems) > 0 {
+		return nil, &ConfigError{Problems: problems}
+	}
+	return c, nil
+}
+
+// ConfigError lists everything wrong with a configuration at once, so an
+// operator fixes it in one go.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string {
+	return "configuration is incomplete or contradictory:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+// Setting describes one configuration value, for documentation.
+type Setting struct{ Flag, Env, Default, Usage string }
+
+// Settings returns the serve command's settings in documentation order.
+func Settings() []Setting {
+	out := make([]Setting, len(serveSettings))
+	for i, s := range serveSettings {
+		out[i] = Setting(s)
+	}
+	return out
+}

@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tenon-dev/tenon/fakeatlassian"
+	"github.com/tenon-dev/tenon/keyring"
+)
+
+// AllJSConfigurer is an App whose pages load the AP library from a
+// configurable URL. `tenon dev` points it at the fake product's copy, so
+// the app's browser code works without a network.
+type AllJSConfigurer interface {
+	SetAllJSURL(url string)
+}
+
+// runDev starts the fake Atlassian and the app side by side on loopback,
+// installs the app into a fake Jira site and prints where to look.
+func runDev(ctx context.Context, env Env, app App, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	dataDir := fs.String("data", "tenon-dev", "directory for the SQLite database and the secret key file")
+	addr := fs.String("addr", "127.0.0.1:8080", "address of the app (loopback); another free port is used when it is taken")
+	fakeAddr := fs.String("fake-addr", "127.0.0.1:8081", "address of the fake Atlassian (loopback); another free port is used when it is taken")
+	siteName := fs.String("site", "dev", "name of the fake Jira site")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	logger := newLogger(env, *logLevel)
+
+	keyFile, err := ensureDevKey(*dataDir)
+	if err != nil {
+		return err
+	}
+	appLn, err := listenLoopback(*addr)
+	if err != nil {
+		return err
+	}
+	defer appLn.Close()
+	fakeLn, err := listenLoopback(*fakeAddr)
+	if err != nil {
+		return err
+	}
+	fakeURL := "http://" + fakeLn.Addr().String()
+	fake := fakeatlassian.New(fakeatlassian.Options{URL: fakeURL, Logger: logger.With("component", "fake")})
+	fakeLn.Close() // Start listens itself; the port was only reserved.
+	if err := fake.Start(fakeLn.Addr().String()); err != nil {
+		return fmt.Errorf("start fake Atlassian: %w", err)
+	}
+	defer fake.Close()
+
+	if c, ok := app.(AllJSConfigurer); ok {
+		c.SetAllJSURL(fakeURL + "/atlassian-connect/all.js")
+	}
+	cfg := &Config{
+		Addr:            appLn.Addr().String(),
+		BaseURL:         "http://" + appLn.Addr().String(),
+		DB:              filepath.Join(*dataDir, "tenon.db"),
+		Environment:     "development",
+		InstallKeysURL:  fake.KeyServerURL(),
+		SecretKeyFile:   keyFile,
+		LogLevel:        *logLevel,
+		ShutdownTimeout: 5 * time.Second,
+	}
+	b, err := Open(ctx, cfg, app, logger)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	serveCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- b.ServeListener(serveCtx, appLn) }()
+
+	site, err := fake.AddSite(fakeatlassian.SiteOptions{Name: *siteName})
+	if err != nil {
+		return fmt.Errorf("create fake site: %w", err)
+	}
+	installCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	installed, err := fake.Install(installCtx, site, cfg.BaseURL+"/atlassian-connect.json")
+	cancel()
+	if err != nil {
+		stop()
+		<-errc
+		return fmt.Errorf("install the app into the fake site: %w", err)
+	}
+	printDevBanner(env, fake, site, installed, cfg, *dataDir)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		stop()
+		return <-errc
+	}
+}
+
+func printDevBanner(env Env, fake *fakeatlassian.Fake, site *fakeatlassian.Site, app fakeatlassian.App, cfg *Config, dataDir string) {
+	w := env.Stdout
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "tenon dev: %s is installed in the fake Jira site %q.\n\n", app.Key, site.Name)
+	fmt.Fprintf(w, "  Open in your browser:  %s\n\n", fake.IssuePageURL(site, firstIssueKey(fake, site)))
+	fmt.Fprintf(w, "  App:                   %s  (descriptor: %s/atlassian-connect.json)\n", cfg.BaseURL, cfg.BaseURL)
+	fmt.Fprintf(w, "  Fake Atlassian:        %s  (control API under /_fake/)\n", fake.URL())
+	fmt.Fprintf(w, "  Data:                  %s\n\n", dataDir)
+	fmt.Fprintln(w, "Press Ctrl+C to stop.")
+}
+
+// firstIssueKey is the seeded issue to show.
+func firstIssueKey(fake *fakeatlassian.Fake, site *fakeatlassian.Site) string {
+	const seeded = "DEMO-1"
+	if _, err := fake.GetIssue(site, seeded); err != nil {
+		return ""
+	}
+	return seeded
+}
+
+// ensureDevKey creates the development key file on first use.
+func ensureDevKey(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(dir, "secret.key")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("key file: %w", err)
+	}
+	line, err := keyring.Generate(nil)
+	if err != nil {
+		return "", fmt.Errorf("generate development key: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(line+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write development key: %w", err)
+	}
+	return path, nil
+}
+
+// listenLoopback listens on addr, or on a free port of the same host when
+// addr is taken. Development servers only ever listen on loopback.
+func listenLoopback(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("address %q: tenon dev listens on loopback only", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	ln, err2 := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err2 != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/tenon-dev/tenon/keyring"
+)
+
+// runKeygen writes a new key file, or prepends a new current key to an
+// existing one (rotation: the old keys keep decrypting).
+func runKeygen(ctx context.Context, env Env, app App, args []string) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	out := fs.String("o", "", "write the key file here (mode 0600) instead of standard output")
+	rotate := fs.Bool("rotate", false, "with -o: prepend a new current key to the existing file, keeping old keys for decryption")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	line, err := keyring.Generate(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("generate key: %w", err)
+	}
+	if *out == "" {
+		if *rotate {
+			return errors.New("-rotate needs -o <existing key file>")
+		}
+		_, err := fmt.Fprintln(env.Stdout, line)
+		return err
+	}
+	content := line + "\n"
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if *rotate {
+		old, err := os.ReadFile(*out)
+		if err != nil {
+			return fmt.Errorf("read key file to rotate: %w", err)
+		}
+		if _, err := keyring.Parse(old); err != nil {
+			return fmt.Errorf("existing key file %s: %w", *out, err)
+		}
+		content += string(old)
+		flags = os.O_WRONLY | os.O_TRUNC
+	}
+	f, err := os.OpenFile(*out, flags, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s exists; use -rotate to add a new key to it", *out)
+		}
+		return fmt.Errorf("create key file: %w", err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return fmt.Errorf("write key file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync key file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close key file: %w", err)
+	}
+	fmt.Fprintf(env.Stderr, "wrote %s\n", *out)
+	return nil
+}

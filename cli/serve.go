@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tenon-dev/tenon"
+	"github.com/tenon-dev/tenon/connectjwt"
+	"github.com/tenon-dev/tenon/keyring"
+	"github.com/tenon-dev/tenon/postgres"
+	"github.com/tenon-dev/tenon/server"
+	"github.com/tenon-dev/tenon/sqlite"
+)
+
+func runServe(ctx context.Context, env Env, app App, args []string) error {
+	cfg, err := LoadConfig(args, env.Getenv, env.Stderr)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(env, cfg.LogLevel)
+	b, err := Open(ctx, cfg, app, logger)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.Serve(ctx)
+}
+
+func newLogger(env Env, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// Backend is a configured, running-ready app backend: its store, server
+// and listener settings. Open builds it; Serve runs it until ctx ends.
+type Backend struct {
+	Config *Config
+	Store  tenon.Store
+	Server *server.Server
+	Logger *slog.Logger
+}
+
+// Open opens the store, the key ring and the install key server, and
+// builds the server for app. The caller must Close it.
+func Open(ctx context.Context, cfg *Config, app App, logger *slog.Logger) (*Backend, error) {
+	box, err := keyring.Load(cfg.SecretKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("secret key file: %w", err)
+	}
+	store, err := openStore(ctx, cfg.DB, box, logger)
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{Config: cfg, Store: store, Logger: logger}
+	if err := b.build(app); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Backend) build(app App) error {
+	cfg := b.Config
+	envName, err := server.ParseEnvironment(cfg.Environment)
+	if err != nil {
+		return err
+	}
+	defaults := envName.Defaults()
+	keysURL := cfg.InstallKeysURL
+	var fallbacks []string
+	if keysURL == "" {
+		if defaults.KeyServerURL == "" {
+			return fmt.Errorf("set --install-keys-url / TENON_INSTALL_KEYS_URL: %s has no default key server", envName)
+		}
+		keysURL, fallbacks = defaults.KeyServerURL, defaults.KeyServerFallbacks
+	}
+	keys, err := connectjwt.NewKeyServer(keysURL, connectjwt.KeyServerOptions{Fallbacks: fallbacks})
+	if err != nil {
+		return fmt.Errorf("install key server: %w", err)
+	}
+	hosts := cfg.AllowedHosts
+	if len(hosts) == 0 {
+		hosts = defaults.AllowedHosts
+	}
+	sc := server.Config{
+		Descriptor:   app.Descriptor(),
+		BaseURL:      cfg.BaseURL,
+		Store:        b.Store,
+		InstallKeys:  keys,
+		AllowedHosts: hosts,
+		AllowHTTP:    defaults.AllowHTTP,
+		Logger:       b.Logger,
+		Now:          time.Now,
+	}
+	if h, ok := app.(HookedApp); ok {
+		sc.Hooks = h.Hooks()
+	}
+	s, err := server.New(sc)
+	if err != nil {
+		return fmt.Errorf("app server: %w", err)
+	}
+	if err := app.Routes(s); err != nil {
+		return fmt.Errorf("app routes: %w", err)
+	}
+	b.Server = s
+	return nil
+}
+
+// openStore picks the store by the form of dsn: a postgres:// URL or a
+// SQLite file path.
+func openStore(ctx context.Context, dsn string, box tenon.SecretBox, logger *slog.Logger) (tenon.Store, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s, err := postgres.Open(ctx, dsn, postgres.Options{SecretBox: box, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL store: %w", err)
+		}
+		return s, nil
+	}
+	s, err := sqlite.Open(dsn, sqlite.Options{SecretBox: box, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite store %s: %w", dsn, err)
+	}
+	return s, nil
+}
+
+// Serve listens on the configured address and serves until ctx ends, then
+// shuts down gracefully within the configured timeout.
+func (b *Backend) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", b.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", b.Config.Addr, err)
+	}
+	return b.ServeListener(ctx, ln)
+}
+
+// ServeListener serves on ln until ctx ends.
+func (b *Backend) ServeListener(ctx context.Context, ln net.Listener) error {
+	hs := b.Server.NewHTTPServer(ln.Addr().String())
+	// Follow installation changes made by other nodes (PostgreSQL); a
+	// store without change events returns at once and the cache TTL
+	// bounds staleness.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		if err := b.Server.Watch(watchCtx); err != nil && watchCtx.Err() == nil {
+			b.Logger.Error("installation watch stopped", "err", err)
+		}
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	b.Logger.Info("serving", "addr", ln.Addr().String(), "base_url", b.Config.BaseURL, "environment", b.Config.Environment)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	b.Logger.Info("shutting down", "timeout", b.Config.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), b.Config.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
+
+// Close releases the store.
+func (b *Backend) Close() error { return b.Store.Close() }

@@ -1,0 +1,235 @@
+package fakeatlassian_test
+
+import (
+	"encoding/json"
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tenon-dev/tenon/fakeatlassian"
+)
+
+// verifyFrameToken checks an iframe or context token as an app would.
+func verifyFrameToken(t *testing.T, token, secret string) jwt.MapClaims {
+	t.Helper()
+	claims := jwt.MapClaims{}
+	_, err := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired()).
+		ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil })
+	if err != nil {
+		t.Fatalf("verify token: %v", err)
+	}
+	return claims
+}
+
+func TestSignedModuleURL(t *testing.T) {
+	f := newFake(t, fakeatlassian.Options{})
+	site := addSite(t, f, "acme", "")
+	ta := newTestApp(t, f, "frames")
+	app := ta.install(site)
+
+	src, err := f.SignedModuleURL(site, "frames", "issue-panel", fakeatlassian.FrameOptions{IssueKey: "DEMO-2", Locale: "de-DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Path != "/app/panel" {
+		t.Errorf("path = %s", u.Path)
+	}
+	q := u.Query()
+	want := map[string]string{
+		"issueKey": "DEMO-2", "projectId": "10000", "lic": "active", "xdm_e": f.URL(), "cp": "/s/acme",
+		"loc": "de-DE", "tz": "UTC", "user_id": "", "user_key": "", "xdm_c": "channel-frames__issue-panel",
+	}
+	for k, v := range want {
+		if !q.Has(k) || q.Get(k) != v {
+			t.Errorf("param %s = %q (present %v), want %q", k, q.Get(k), q.Has(k), v)
+		}
+	}
+	if q.Get("cv") == "" {
+		t.Error("cv missing")
+	}
+	claims := verifyFrameToken(t, q.Get("jwt"), app.SharedSecret)
+	if claims["iss"] != site.ClientKey || claims["sub"] != site.DefaultAccountID {
+		t.Errorf("iss/sub = %v/%v", claims["iss"], claims["sub"])
+	}
+	if wantQSH := fakeatlassian.QSHOfURL("GET", src, app.BaseURL); claims["qsh"] != wantQSH {
+		t.Errorf("qsh = %v, want %s", claims["qsh"], wantQSH)
+	}
+	exp, _ := claims.GetExpirationTime()
+	iat, _ := claims.GetIssuedAt()
+	if d := exp.Sub(iat.Time); d != 3*time.Minute {
+		t.Errorf("lifetime = %v, want 3m", d)
+	}
+	issue := claims["context"].(map[string]any)["jira"].(map[string]any)["issue"].(map[string]any)
+	if issue["key"] != "DEMO-2" {
+		t.Errorf("context = %v", claims["context"])
+	}
+	// The app can load the URL.
+	if r := do(t, "GET", src, "", nil); r.Status != http.StatusOK {
+		t.Errorf("app answered %d", r.Status)
+	}
+
+	if _, err := f.SignedModuleURL(site, "frames", "no-such-module", fakeatlassian.FrameOptions{}); err == nil {
+		t.Error("unknown module gave a URL")
+	}
+
+	tok, err := f.ContextToken(site, "frames", fakeatlassian.FrameOptions{AccountID: site.Users[1].AccountID, IssueKey: "DEMO-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxClaims := verifyFrameToken(t, tok, app.SharedSecret)
+	if ctxClaims["qsh"] != "context-qsh" || ctxClaims["sub"] != site.Users[1].AccountID {
+		t.Errorf("context token claims = %v", ctxClaims)
+	}
+}
+
+var (
+	iframeRE   = regexp.MustCompile(`<iframe id="(frame-[0-9a-f]+)" name="[^"]*" src="([^"]+)"`)
+	hostDataRE = regexp.MustCompile(`(?s)<script type="application/json" id="tenon-host-data">(.*?)</script>`)
+)
+
+type hostPage struct {
+	frameID, src string
+	session      string
+}
+
+func loadPage(t *testing.T, pageURL string) hostPage {
+	t.Helper()
+	r := do(t, "GET", pageURL, "", nil)
+	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("page %s: %d %s", pageURL, r.Status, r.Body)
+	}
+	m := iframeRE.FindStringSubmatch(string(r.Body))
+	if m == nil {
+		t.Fatalf("no iframe on %s:\n%s", pageURL, r.Body)
+	}
+	d := hostDataRE.FindStringSubmatch(string(r.Body))
+	if d == nil {
+		t.Fatalf("no host data on %s", pageURL)
+	}
+	var data struct {
+		Session string `json:"session"`
+		Frames  []struct {
+			ID, Origin string
+		} `json:"frames"`
+	}
+	if err := json.Unmarshal([]byte(d[1]), &data); err != nil {
+		t.Fatalf("host data %s: %v", d[1], err)
+	}
+	if len(data.Frames) == 0 || data.Frames[0].ID != m[1] {
+		t.Fatalf("host data frames %+v, iframe %s", data.Frames, m[1])
+	}
+	if !strings.Contains(string(r.Body), `src="/_static/host.js"`) {
+		t.Error("page does not load host.js")
+	}
+	return hostPage{frameID: m[1], src: html.UnescapeString(m[2]), session: data.Session}
+}
+
+func TestProductPagesAndHost(t *testing.T) {
+	f := newFake(t, fakeatlassian.Options{})
+	site := addSite(t, f, "acme", "")
+	ta := newTestApp(t, f, "pages")
+	app := ta.install(site)
+	bob := site.Users[1].AccountID
+
+	home := do(t, "GET", f.URL()+"/", "", nil)
+	if home.Status != http.StatusOK || !strings.Contains(string(home.Body), site.BaseURL) {
+		t.Errorf("home: %d", home.Status)
+	}
+	if r := do(t, "GET", site.BaseURL+"/", "", nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), "DEMO-1") {
+		t.Errorf("site page: %d", r.Status)
+	}
+
+	p := loadPage(t, f.IssuePageURL(site, "DEMO-1")+"?as="+url.QueryEscape(bob)+"&loc=de-DE")
+	u, _ := url.Parse(p.src)
+	if u.Path != "/app/panel" || u.Query().Get("issueKey") != "DEMO-1" || u.Query().Get("loc") != "de-DE" {
+		t.Errorf("iframe src = %s", p.src)
+	}
+	if c := verifyFrameToken(t, u.Query().Get("jwt"), app.SharedSecret); c["sub"] != bob {
+		t.Errorf("iframe sub = %v, want bob", c["sub"])
+	}
+
+	host := func(path, origin string, body any) response {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", f.URL()+"/_host/"+p.session+path, strings.NewReader(string(b)))
+		req.Header.Set("Content-Type", "application/json")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out response
+		out.Status = resp.StatusCode
+		out.Body, _ = readAll(resp)
+		return out
+	}
+
+	tok := host("/token", f.URL(), map[string]any{"frame": p.frameID})
+	if tok.Status != http.StatusOK {
+		t.Fatalf("host token: %d %s", tok.Status, tok.Body)
+	}
+	c := verifyFrameToken(t, tok.json(t)["token"].(string), app.SharedSecret)
+	if c["qsh"] != "context-qsh" || c["sub"] != bob || c["iss"] != site.ClientKey {
+		t.Errorf("context token = %v", c)
+	}
+
+	req := host("/request", f.URL(), map[string]any{"frame": p.frameID, "url": "/rest/api/3/myself"})
+	if req.Status != http.StatusOK {
+		t.Fatalf("AP.request: %d %s", req.Status, req.Body)
+	}
+	rr := req.json(t)
+	if rr["status"] != float64(200) || !strings.Contains(rr["responseText"].(string), bob) {
+		t.Errorf("AP.request result = %v", rr)
+	}
+	put := host("/request", "", map[string]any{"frame": p.frameID, "url": "/rest/api/3/issue/DEMO-1", "type": "PUT",
+		"data": `{"fields":{"summary":"from the browser"}}`, "contentType": "application/json"})
+	if put.json(t)["status"] != float64(204) {
+		t.Errorf("AP.request PUT = %s", put.Body)
+	}
+	if is, _ := f.GetIssue(site, "DEMO-1"); is.Summary != "from the browser" {
+		t.Errorf("summary = %q", is.Summary)
+	}
+
+	if r := host("/token", "http://evil.example", map[string]any{"frame": p.frameID}); r.Status != http.StatusForbidden {
+		t.Errorf("foreign origin: %d", r.Status)
+	}
+	if r := host("/token", "", map[string]any{"frame": "frame-unknown"}); r.Status != http.StatusNotFound {
+		t.Errorf("unknown frame: %d", r.Status)
+	}
+	if r := host("/request", "", map[string]any{"frame": p.frameID, "url": "https://elsewhere.example/rest/x"}); r.Status != http.StatusBadRequest {
+		t.Errorf("absolute AP.request url: %d", r.Status)
+	}
+	if r := do(t, "POST", f.URL()+"/_host/nope/token", "", map[string]any{"frame": p.frameID}); r.Status != http.StatusUnauthorized {
+		t.Errorf("unknown session: %d", r.Status)
+	}
+
+	mp := loadPage(t, f.ModulePageURL(site, "pages", "main-page"))
+	if mu, _ := url.Parse(mp.src); mu.Path != "/app/page" {
+		t.Errorf("general page iframe = %s", mp.src)
+	}
+	if r := do(t, "GET", f.ModulePageURL(site, "pages", "nope"), "", nil); r.Status != http.StatusNotFound {
+		t.Errorf("unknown module page: %d", r.Status)
+	}
+	if r := do(t, "GET", f.IssuePageURL(site, "NOPE-1"), "", nil); r.Status != http.StatusNotFound {
+		t.Errorf("unknown issue page: %d", r.Status)
+	}
+
+	js := do(t, "GET", f.URL()+"/atlassian-connect/all.js", "", nil)
+	if js.Status != http.StatusOK || !strings.Contains(string(js.Body), "getToken") ||
+		!strings.HasPrefix(js.Header.Get("Content-Type"), "application/javascript") {
+		t.Errorf("all.js: %d %s", js.Status, js.Header.Get("Content-Type"))
+	}
+}

@@ -1,0 +1,531 @@
+package fakeatlassian
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Products a site can be.
+const (
+	ProductJira       = "jira"
+	ProductConfluence = "confluence"
+)
+
+// SiteOptions describe a new site.
+type SiteOptions struct {
+	// Name is the site's short name: lower-case letters, digits and '-',
+	// starting with a letter or digit, at most 63 characters. The site
+	// lives at <fake>/s/<name>.
+	Name string
+	// Product is ProductJira (the default) or ProductConfluence.
+	Product string
+	// Users replaces the seeded users; the first is the default user of
+	// product pages. Empty fields get defaults (a random accountId,
+	// locale en-US, time zone UTC).
+	Users []User
+}
+
+// User is a person on a site.
+type User struct {
+	AccountID   string `json:"accountId"`
+	DisplayName string `json:"displayName"`
+	Email       string `json:"emailAddress,omitempty"`
+	Locale      string `json:"locale"`
+	TimeZone    string `json:"timeZone"`
+}
+
+// Site is a product site (a tenant). Its fields never change after
+// AddSite, so it can be shared freely.
+type Site struct {
+	Name      string `json:"name"`
+	Product   string `json:"product"`
+	ClientKey string `json:"clientKey"` // the tenant id apps see
+	CloudID   string `json:"cloudId"`
+	// BaseURL is the product URL apps receive: <fake>/s/<name> for Jira,
+	// <fake>/s/<name>/wiki for Confluence. Its path is stripped before
+	// hashing requests to the product.
+	BaseURL          string `json:"baseUrl"`
+	DefaultAccountID string `json:"defaultAccountId"`
+	Users            []User `json:"users"`
+}
+
+// Issue is a Jira issue as the Go API returns it.
+type Issue struct {
+	ID          string    `json:"id"`
+	Key         string    `json:"key"`
+	ProjectKey  string    `json:"projectKey"`
+	Summary     string    `json:"summary"`
+	Description string    `json:"description"`
+	Status      string    `json:"status"`
+	IssueType   string    `json:"issueType"`
+	Labels      []string  `json:"labels"`
+	Reporter    string    `json:"reporter"` // accountId
+	Assignee    string    `json:"assignee"` // accountId, "" when unassigned
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
+}
+
+// IssueInput creates an issue. ProjectKey and Summary are required.
+type IssueInput struct {
+	ProjectKey  string   `json:"projectKey"`
+	Summary     string   `json:"summary"`
+	Description string   `json:"description"`
+	IssueType   string   `json:"issueType"` // Task (default), Bug or Story
+	Labels      []string `json:"labels"`
+	// AccountID is who acts (the webhook's user); default: the site's default user.
+	AccountID string `json:"accountId"`
+}
+
+// IssueUpdate changes the fields that are not nil.
+type IssueUpdate struct {
+	Summary     *string   `json:"summary"`
+	Description *string   `json:"description"`
+	Status      *string   `json:"status"` // "To Do", "In Progress" or "Done"
+	Labels      *[]string `json:"labels"`
+	Assignee    *string   `json:"assignee"` // accountId; "" unassigns
+	AccountID   string    `json:"accountId"`
+}
+
+type project struct {
+	ID, Key, Name string
+	Lead          string
+	nextNum       int
+}
+
+type issueStatus struct{ ID, Name, CategoryKey, CategoryName string }
+
+var issueStatuses = []issueStatus{
+	{"10000", "To Do", "new", "To Do"},
+	{"3", "In Progress", "indeterminate", "In Progress"},
+	{"10001", "Done", "done", "Done"},
+}
+
+var issueTypes = map[string]string{"Task": "10001", "Bug": "10002", "Story": "10003"}
+
+// page is a Confluence page.
+type page struct {
+	ID, Title, SpaceKey, Body string
+	Version                   int
+	Created                   time.Time
+}
+
+// siteState is a site and everything it holds. Guarded by Fake.mu.
+type siteState struct {
+	info     Site
+	basePath string // path of info.BaseURL, stripped for qsh
+	users    map[string]*User
+	apps     map[string]*appState
+	appOrder []string
+
+	projects    []*project
+	issues      map[string]*Issue // by key
+	issueOrder  []string          // keys, creation order
+	nextIssueID int
+	issueProps  map[string]map[string]json.RawMessage // issue id → property → value
+	appProps    map[string]map[string]json.RawMessage // app key → property → value
+	pages       map[string]*page
+	pageOrder   []string
+	spaceName   string
+}
+
+var siteNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// AddSite creates a site with seeded projects, issues (Jira) or pages
+// (Confluence) and users. The fake must know its URL (Start was called
+// or Options.URL was set).
+func (f *Fake) AddSite(opts SiteOptions) (*Site, error) {
+	if !siteNameRE.MatchString(opts.Name) {
+		return nil, fmt.Errorf("%w: site name %q must be lower-case letters, digits and '-' (at most 63)", ErrInvalid, opts.Name)
+	}
+	product := opts.Product
+	if product == "" {
+		product = ProductJira
+	}
+	if product != ProductJira && product != ProductConfluence {
+		return nil, fmt.Errorf("%w: product %q is not %q or %q", ErrInvalid, product, ProductJira, ProductConfluence)
+	}
+	base := f.URL()
+	if base == "" {
+		return nil, fmt.Errorf("%w: the fake has no URL yet: call Start or set Options.URL", ErrInvalid)
+	}
+	users := opts.Users
+	if len(users) == 0 {
+		users = []User{
+			{DisplayName: "Alice Admin", Email: "alice@example.com"},
+			{DisplayName: "Bob Builder", Email: "bob@example.com"},
+		}
+	}
+	s := &siteState{
+		users:      map[string]*User{},
+		apps:       map[string]*appState{},
+		issues:     map[string]*Issue{},
+		issueProps: map[string]map[string]json.RawMessage{},
+		appProps:   map[string]map[string]json.RawMessage{},
+		pages:      map[string]*page{},
+	}
+	s.info = Site{
+		Name:      opts.Name,
+		Product:   product,
+		ClientKey: f.newUUID(),
+		CloudID:   f.newUUID(),
+		BaseURL:   base + "/s/" + opts.Name,
+	}
+	if product == ProductConfluence {
+		s.info.BaseURL += "/wiki"
+	}
+	s.basePath = basePathOf(s.info.BaseURL)
+	for _, u := range users {
+		if u.AccountID == "" {
+			u.AccountID = "712020:" + f.newUUID()
+		}
+		if u.DisplayName == "" {
+			u.DisplayName = u.AccountID
+		}
+		if u.Locale == "" {
+			u.Locale = "en-US"
+		}
+		if u.TimeZone == "" {
+			u.TimeZone = "UTC"
+		}
+		if _, dup := s.users[u.AccountID]; dup {
+			return nil, fmt.Errorf("%w: accountId %q appears twice", ErrInvalid, u.AccountID)
+		}
+		u := u
+		s.users[u.AccountID] = &u
+		s.info.Users = append(s.info.Users, u)
+	}
+	s.info.DefaultAccountID = s.info.Users[0].AccountID
+	now := f.now()
+	if product == ProductJira {
+		s.seedJira(now)
+	} else {
+		s.seedConfluence(now)
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, dup := f.sites[opts.Name]; dup {
+		return nil, fmt.Errorf("%w: a site named %q exists", ErrConflict, opts.Name)
+	}
+	f.sites[opts.Name] = s
+	f.siteOrder = append(f.siteOrder, opts.Name)
+	info := s.info
+	return &info, nil
+}
+
+func (s *siteState) seedJira(now time.Time) {
+	lead := s.info.DefaultAccountID
+	s.projects = []*project{
+		{ID: "10000", Key: "DEMO", Name: "Demo project", Lead: lead, nextNum: 1},
+		{ID: "10001", Key: "OPS", Name: "Operations", Lead: lead, nextNum: 1},
+	}
+	s.nextIssueID = 10000
+	seed := []IssueInput{
+		{ProjectKey: "DEMO", Summary: "Welcome to the fake Jira", Description: "This issue was seeded by the fake Atlassian.", IssueType: "Task"},
+		{ProjectKey: "DEMO", Summary: "The app panel shows up here", Description: "Open this issue to see the app's issue modules.", IssueType: "Story", Labels: []string{"demo"}},
+		{ProjectKey: "OPS", Summary: "Rotate the install keys", IssueType: "Bug"},
+	}
+	for _, in := range seed {
+		s.createIssue(in, lead, now)
+	}
+}
+
+func (s *siteState) seedConfluence(now time.Time) {
+	s.spaceName = "Demo space"
+	for i, p := range []page{
+		{Title: "Welcome to the fake Confluence", Body: "<p>This page was seeded by the fake Atlassian.</p>"},
+		{Title: "Meeting notes", Body: "<p>Nothing was decided.</p>"},
+	} {
+		p.ID = strconv.Itoa(65537 + i)
+		p.SpaceKey = "DEMO"
+		p.Version = 1
+		p.Created = now
+		s.pages[p.ID] = &p
+		s.pageOrder = append(s.pageOrder, p.ID)
+	}
+}
+
+// site returns the state of a site given to a Go API method.
+func (f *Fake) siteLocked(site *Site) (*siteState, error) {
+	if site == nil {
+		return nil, fmt.Errorf("%w: nil site", ErrInvalid)
+	}
+	s, ok := f.sites[site.Name]
+	if !ok || s.info.ClientKey != site.ClientKey {
+		return nil, fmt.Errorf("%w: site %q", ErrNotFound, site.Name)
+	}
+	return s, nil
+}
+
+// Site returns the site named name.
+func (f *Fake) Site(name string) (*Site, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sites[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: site %q", ErrNotFound, name)
+	}
+	info := s.info
+	return &info, nil
+}
+
+// Sites lists the sites in creation order.
+func (f *Fake) Sites() []*Site {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*Site, 0, len(f.siteOrder))
+	for _, name := range f.siteOrder {
+		info := f.sites[name].info
+		out = append(out, &info)
+	}
+	return out
+}
+
+func (s *siteState) project(keyOrID string) *project {
+	for _, p := range s.projects {
+		if strings.EqualFold(p.Key, keyOrID) || p.ID == keyOrID {
+			return p
+		}
+	}
+	return nil
+}
+
+// issue finds an issue by key (case-insensitive) or id.
+func (s *siteState) issue(keyOrID string) *Issue {
+	if is, ok := s.issues[strings.ToUpper(keyOrID)]; ok {
+		return is
+	}
+	for _, is := range s.issues {
+		if is.ID == keyOrID {
+			return is
+		}
+	}
+	return nil
+}
+
+// createIssue adds an issue; the caller validated in.
+func (s *siteState) createIssue(in IssueInput, actor string, now time.Time) *Issue {
+	p := s.project(in.ProjectKey)
+	typ := in.IssueType
+	if typ == "" {
+		typ = "Task"
+	}
+	is := &Issue{
+		ID:          strconv.Itoa(s.nextIssueID),
+		Key:         p.Key + "-" + strconv.Itoa(p.nextNum),
+		ProjectKey:  p.Key,
+		Summary:     in.Summary,
+		Description: in.Description,
+		Status:      "To Do",
+		IssueType:   typ,
+		Labels:      slices.Clone(in.Labels),
+		Reporter:    actor,
+		Created:     now,
+		Updated:     now,
+	}
+	if is.Labels == nil {
+		is.Labels = []string{}
+	}
+	s.nextIssueID++
+	p.nextNum++
+	s.issues[is.Key] = is
+	s.issueOrder = append(s.issueOrder, is.Key)
+	return is
+}
+
+func validIssueInput(s *siteState, in IssueInput) error {
+	var problems []string
+	if s.info.Product != ProductJira {
+		return fmt.Errorf("%w: site %q is not a Jira site", ErrInvalid, s.info.Name)
+	}
+	if s.project(in.ProjectKey) == nil {
+		problems = append(problems, fmt.Sprintf("no project %q", in.ProjectKey))
+	}
+	if strings.TrimSpace(in.Summary) == "" {
+		problems = append(problems, "summary is required")
+	} else if len(in.Summary) > 255 {
+		problems = append(problems, "summary is longer than 255 characters")
+	}
+	if _, ok := issueTypes[in.IssueType]; in.IssueType != "" && !ok {
+		problems = append(problems, fmt.Sprintf("issue type %q is not Task, Bug or Story", in.IssueType))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func findStatus(name string) (issueStatus, bool) {
+	for _, st := range issueStatuses {
+		if strings.EqualFold(st.Name, name) {
+			return st, true
+		}
+	}
+	return issueStatus{}, false
+}
+
+// changeItem is one entry of a Jira changelog.
+type changeItem struct {
+	Field      string  `json:"field"`
+	FieldType  string  `json:"fieldtype"`
+	From       *string `json:"from"`
+	FromString *string `json:"fromString"`
+	To         *string `json:"to"`
+	ToString   *string `json:"toString"`
+}
+
+func strp(s string) *string { return &s }
+
+// updateIssue applies up and returns the changelog items.
+func (s *siteState) updateIssue(is *Issue, up IssueUpdate, now time.Time) ([]changeItem, error) {
+	if up.Summary != nil && strings.TrimSpace(*up.Summary) == "" {
+		return nil, fmt.Errorf("%w: summary cannot be empty", ErrInvalid)
+	}
+	if up.Status != nil {
+		if _, ok := findStatus(*up.Status); !ok {
+			return nil, fmt.Errorf("%w: status %q is not To Do, In Progress or Done", ErrInvalid, *up.Status)
+		}
+	}
+	if up.Assignee != nil && *up.Assignee != "" && s.users[*up.Assignee] == nil {
+		return nil, fmt.Errorf("%w: no user %q", ErrInvalid, *up.Assignee)
+	}
+	var items []changeItem
+	if up.Summary != nil && *up.Summary != is.Summary {
+		items = append(items, changeItem{Field: "summary", FieldType: "jira", FromString: strp(is.Summary), ToString: strp(*up.Summary)})
+		is.Summary = *up.Summary
+	}
+	if up.Description != nil && *up.Description != is.Description {
+		items = append(items, changeItem{Field: "description", FieldType: "jira", FromString: strp(is.Description), ToString: strp(*up.Description)})
+		is.Description = *up.Description
+	}
+	if up.Status != nil {
+		st, _ := findStatus(*up.Status)
+		if st.Name != is.Status {
+			old, _ := findStatus(is.Status)
+			items = append(items, changeItem{Field: "status", FieldType: "jira", From: strp(old.ID), FromString: strp(old.Name), To: strp(st.ID), ToString: strp(st.Name)})
+			is.Status = st.Name
+		}
+	}
+	if up.Labels != nil && !slices.Equal(*up.Labels, is.Labels) {
+		items = append(items, changeItem{Field: "labels", FieldType: "jira", FromString: strp(strings.Join(is.Labels, " ")), ToString: strp(strings.Join(*up.Labels, " "))})
+		is.Labels = slices.Clone(*up.Labels)
+	}
+	if up.Assignee != nil && *up.Assignee != is.Assignee {
+		items = append(items, changeItem{Field: "assignee", FieldType: "jira", From: strp(is.Assignee), To: strp(*up.Assignee)})
+		is.Assignee = *up.Assignee
+	}
+	if len(items) > 0 {
+		is.Updated = now
+	}
+	return items, nil
+}
+
+func (s *siteState) deleteIssue(is *Issue) {
+	delete(s.issues, is.Key)
+	delete(s.issueProps, is.ID)
+	s.issueOrder = slices.DeleteFunc(s.issueOrder, func(k string) bool { return k == is.Key })
+}
+
+func (s *siteState) actor(accountID string) (string, error) {
+	if accountID == "" {
+		return s.info.DefaultAccountID, nil
+	}
+	if s.users[accountID] == nil {
+		return "", fmt.Errorf("%w: no user %q on site %q", ErrNotFound, accountID, s.info.Name)
+	}
+	return accountID, nil
+}
+
+func cloneIssue(is *Issue) Issue {
+	c := *is
+	c.Labels = slices.Clone(is.Labels)
+	return c
+}
+
+// CreateIssue creates an issue and fires jira:issue_created.
+func (f *Fake) CreateIssue(site *Site, in IssueInput) (Issue, error) {
+	f.mu.Lock()
+	s, err := f.siteLocked(site)
+	if err != nil {
+		f.mu.Unlock()
+		return Issue{}, err
+	}
+	actor, err := s.actor(in.AccountID)
+	if err == nil {
+		err = validIssueInput(s, in)
+	}
+	if err != nil {
+		f.mu.Unlock()
+		return Issue{}, err
+	}
+	is := s.createIssue(in, actor, f.now())
+	snap := cloneIssue(is)
+	f.queueIssueEventLocked(s, eventIssueCreated, snap, nil, actor)
+	f.mu.Unlock()
+	return snap, nil
+}
+
+// UpdateIssue changes an issue and fires jira:issue_updated when
+// something changed.
+func (f *Fake) UpdateIssue(site *Site, key string, up IssueUpdate) (Issue, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, err := f.siteLocked(site)
+	if err != nil {
+		return Issue{}, err
+	}
+	actor, err := s.actor(up.AccountID)
+	if err != nil {
+		return Issue{}, err
+	}
+	is := s.issue(key)
+	if is == nil {
+		return Issue{}, fmt.Errorf("%w: issue %q on site %q", ErrNotFound, key, s.info.Name)
+	}
+	items, err := s.updateIssue(is, up, f.now())
+	if err != nil {
+		return Issue{}, err
+	}
+	snap := cloneIssue(is)
+	if len(items) > 0 {
+		f.queueIssueEventLocked(s, eventIssueUpdated, snap, items, actor)
+	}
+	return snap, nil
+}
+
+// DeleteIssue deletes an issue and fires jira:issue_deleted.
+func (f *Fake) DeleteIssue(site *Site, key string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, err := f.siteLocked(site)
+	if err != nil {
+		return err
+	}
+	is := s.issue(key)
+	if is == nil {
+		return fmt.Errorf("%w: issue %q on site %q", ErrNotFound, key, s.info.Name)
+	}
+	s.deleteIssue(is)
+	f.queueIssueEventLocked(s, eventIssueDeleted, cloneIssue(is), nil, s.info.DefaultAccountID)
+	return nil
+}
+
+// GetIssue returns an issue by key or id.
+func (f *Fake) GetIssue(site *Site, key string) (Issue, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, err := f.siteLocked(site)
+	if err != nil {
+		return Issue{}, err
+	}
+	is := s.issue(key)
+	if is == nil {
+		return Issue{}, fmt.Errorf("%w: issue %q on site %q", ErrNotFound, key, s.info.Name)
+	}
+	return cloneIssue(is), nil
+}

@@ -1,0 +1,458 @@
+// Package hostclient makes the calls an app backend sends to the product
+// (Jira, Confluence, ...) of one of its tenants, signed as the app: an
+// HS256 Connect JWT whose qsh binds it to the one request it travels with.
+//
+// The client refuses to sign anything but a request to the tenant's own
+// baseUrl origin. Paths are given relative to the tenant's baseUrl, so
+// callers never build URLs, and a path that could point elsewhere
+// ("//evil.example", "https://...", dot segments) is rejected before a
+// token exists. Redirects never carry the token: one that stays on the
+// origin is followed without it, one that leaves the origin or changes the
+// scheme is not followed at all and comes back to the caller as the 3xx
+// response it is.
+//
+// Not here yet, by design of this version:
+//   - Acting as a user (scope ACT_AS_USER, the OAuth 2.0 JWT-bearer grant
+//     that exchanges an assertion for a bearer token per tenant and
+//     account). Every call is made as the app.
+//   - Retries, back-off and circuit breakers. A 429 or 503 is reported as
+//     tenon.EUNAVAILABLE with the product's Retry-After in the *APIError;
+//     deciding whether to retry is the caller's, and only idempotent calls
+//     should be.
+package hostclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tenon-dev/tenon"
+	"github.com/tenon-dev/tenon/connectjwt"
+	"github.com/tenon-dev/tenon/qsh"
+)
+
+// Defaults of Options.
+const (
+	// DefaultTimeout bounds one call, redirects and reading the body
+	// included, when the HTTP client has no timeout of its own.
+	DefaultTimeout = 30 * time.Second
+	// DefaultMaxResponseBytes bounds a response body. Jira search results
+	// with many fields run to a few MiB; anything far beyond is a mistake.
+	DefaultMaxResponseBytes = 16 << 20
+	// DefaultUserAgent names the client to the product.
+	DefaultUserAgent = "tenon-hostclient"
+	// TokenLifetime is how long a signed token is valid: long enough for
+	// a slow call, short enough that a leaked token is soon useless.
+	TokenLifetime = 180 * time.Second
+	// maxRedirects bounds same-origin redirects.
+	maxRedirects = 5
+	// excerptBytes is how much of an error body an *APIError keeps.
+	excerptBytes = 512
+)
+
+// ErrResponseTooLarge is returned while reading a response body that
+// exceeds Options.MaxResponseBytes.
+var ErrResponseTooLarge = errors.New("hostclient: the product's response is larger than the configured limit")
+
+// Options configure a Client. The zero value is usable.
+type Options struct {
+	// HTTPClient sends the requests. It is copied: the copy always gets
+	// the client's redirect policy (CheckRedirect is replaced), no cookie
+	// jar, and DefaultTimeout when its Timeout is zero. Default: a client
+	// on http.DefaultTransport.
+	HTTPClient *http.Client
+	// Now is the clock for token times. Default time.Now.
+	Now func() time.Time
+	// UserAgent is sent with every request. Default DefaultUserAgent.
+	UserAgent string
+	// MaxResponseBytes bounds every response body. Default
+	// DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+}
+
+// Client signs and sends calls to the products of any tenant of one app.
+// It is safe for concurrent use.
+type Client struct {
+	appKey    string
+	http      *http.Client
+	now       func() time.Time
+	userAgent string
+	maxBytes  int64
+}
+
+// New returns a client for the app with the descriptor key appKey, the
+// `iss` of every token it signs.
+func New(appKey string, opts Options) *Client {
+	hc := &http.Client{}
+	if opts.HTTPClient != nil {
+		*hc = *opts.HTTPClient
+	}
+	hc.Jar = nil // server-to-server calls have no use for cookies, and must not mix tenants'
+	hc.CheckRedirect = checkRedirect
+	if hc.Timeout <= 0 {
+		hc.Timeout = DefaultTimeout
+	}
+	c := &Client{appKey: appKey, http: hc, now: opts.Now, userAgent: opts.UserAgent, maxBytes: opts.MaxResponseBytes}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.userAgent == "" {
+		c.userAgent = DefaultUserAgent
+	}
+	if c.maxBytes <= 0 {
+		c.maxBytes = DefaultMaxResponseBytes
+	}
+	return c
+}
+
+// checkRedirect follows a redirect only while it stays on the origin of the
+// first request, and strips the token from it: the token's qsh covers the
+// first request alone, and a product that redirects elsewhere must not
+// receive a credential meant for itself.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
+		return http.ErrUseLastResponse
+	}
+	if len(via) > maxRedirects {
+		return fmt.Errorf("hostclient: stopped after %d redirects", maxRedirects)
+	}
+	req.Header.Del("Authorization")
+	return nil
+}
+
+// Tenant makes calls to one tenant's product as the app. Get one from
+// Client.AsApp; it is safe for concurrent use.
+type Tenant struct {
+	c         *Client
+	clientKey string
+	secret    []byte
+	origin    *url.URL // scheme and host of the tenant's baseUrl
+	basePath  string   // path of the tenant's baseUrl without trailing '/', e.g. "/wiki"
+	err       error    // why this tenant cannot be called, reported by every call
+}
+
+// AsApp returns the tenant of in, whose calls are signed with its shared
+// secret. The fields it needs are copied, so later changes to in do not
+// affect the returned Tenant. An installation that cannot be called (no
+// secret, a baseUrl that is not an absolute http(s) URL, uninstalled)
+// gives a Tenant whose every call fails with that reason.
+func (c *Client) AsApp(in *tenon.Installation) *Tenant {
+	t := &Tenant{c: c}
+	if in == nil {
+		t.err = errors.New("hostclient: no installation")
+		return t
+	}
+	t.clientKey = in.ClientKey
+	switch {
+	case in.State == tenon.StateUninstalled:
+		t.err = tenon.Errorf(tenon.EFORBIDDEN, "The app is uninstalled from this site.")
+		return t
+	case in.SharedSecret == "":
+		t.err = fmt.Errorf("hostclient: tenant %q has no shared secret", in.ClientKey)
+		return t
+	}
+	base, err := url.Parse(in.BaseURL)
+	switch {
+	case err != nil:
+		t.err = fmt.Errorf("hostclient: tenant %q: baseUrl: %w", in.ClientKey, err)
+		return t
+	case base.Scheme != "https" && base.Scheme != "http", base.Host == "", base.User != nil,
+		base.Opaque != "", base.RawQuery != "", base.ForceQuery, base.Fragment != "":
+		t.err = fmt.Errorf("hostclient: tenant %q: baseUrl %q is not an absolute http(s) URL without query", in.ClientKey, in.BaseURL)
+		return t
+	}
+	t.secret = []byte(in.SharedSecret)
+	t.origin = &url.URL{Scheme: base.Scheme, Host: base.Host}
+	t.basePath = strings.TrimRight(base.EscapedPath(), "/")
+	return t
+}
+
+// ClientKey returns the tenant's clientKey.
+func (t *Tenant) ClientKey() string { return t.clientKey }
+
+// Do sends one request signed as the app. path is relative to the tenant's
+// baseUrl and may carry a query: "/rest/api/3/issue/PROJ-1?fields=summary"
+// (on Confluence, whose baseUrl ends in /wiki, "/rest/api/content/123").
+// It must already be percent-encoded as it should go on the wire
+// (url.PathEscape each variable segment, url.Values.Encode the query);
+// anything that would make it leave the tenant's origin is refused.
+//
+// hdr is added to the request, except Authorization, which is always the
+// client's own. GET and HEAD take no body. The response is returned for any
+// status, like http.Client.Do; its body is limited to
+// Options.MaxResponseBytes and must be closed. A redirect to another
+// origin or scheme is returned as is, not followed. Transport failures are
+// tenon.EUNAVAILABLE.
+func (t *Tenant) Do(ctx context.Context, method, path string, body io.Reader, hdr http.Header) (*http.Response, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
+	if !validMethod(method) {
+		return nil, fmt.Errorf("hostclient: %q is not an HTTP method", method)
+	}
+	if body != nil && (method == http.MethodGet || method == http.MethodHead) {
+		return nil, fmt.Errorf("hostclient: %s %s: a %s request takes no body", method, pathOnly(path), method)
+	}
+	rawPath, rawQuery, err := splitTarget(path)
+	if err != nil {
+		return nil, err
+	}
+	u := &url.URL{Scheme: t.origin.Scheme, Host: t.origin.Host, RawQuery: rawQuery}
+	fullPath := t.basePath + rawPath
+	// Path and RawPath together make the client send fullPath byte for
+	// byte, the very path the qsh below covers.
+	if u.Path, err = url.PathUnescape(fullPath); err != nil {
+		return nil, fmt.Errorf("hostclient: %s %s: the path has a malformed escape: %w", method, rawPath, err)
+	}
+	u.RawPath = fullPath
+	if u.EscapedPath() != fullPath {
+		return nil, fmt.Errorf("hostclient: %s %s: the path must be percent-encoded (url.PathEscape each segment)", method, rawPath)
+	}
+
+	now := t.c.now()
+	token, err := connectjwt.SignHS256(connectjwt.Claims{
+		Issuer:    t.c.appKey,
+		IssuedAt:  now.Unix(),
+		ExpiresAt: now.Add(TokenLifetime).Unix(),
+		QSH:       qsh.Hash(method, fullPath, rawQuery, t.basePath),
+	}, t.secret)
+	if err != nil {
+		return nil, fmt.Errorf("hostclient: signing %s %s for tenant %q: %w", method, rawPath, t.clientKey, err)
+	}
+
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("hostclient: %s %s: %w", method, rawPath, err)
+	}
+	// NewRequest reparses the URL; pin the exact one built above.
+	req.URL = u
+	for k, vs := range hdr {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	req.Header.Set("Authorization", "JWT "+token)
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", t.c.userAgent)
+	}
+
+	resp, err := t.c.http.Do(req)
+	if err != nil {
+		return nil, tenon.WrapError(tenon.EUNAVAILABLE, "The product could not be reached.",
+			fmt.Errorf("hostclient: %s %s on tenant %q: %w", method, rawPath, t.clientKey, err))
+	}
+	resp.Body = &limitedBody{rc: resp.Body, left: t.c.maxBytes}
+	return resp, nil
+}
+
+// GetJSON fetches path and decodes its JSON body into v (nil discards it).
+// A non-2xx status gives an error carrying an *APIError; see SendJSON.
+func (t *Tenant) GetJSON(ctx context.Context, path string, v any) error {
+	return t.SendJSON(ctx, http.MethodGet, path, nil, v)
+}
+
+// SendJSON sends in encoded as JSON (nil sends no body) and decodes a 2xx
+// JSON response into out (nil, or a 204, decodes nothing).
+//
+// A non-2xx status returns a *tenon.Error whose cause is an *APIError
+// (reach it with errors.As), with the code a handler can pass on:
+// 400/422 EINVALID, 401 EUNAUTHORIZED, 403 EFORBIDDEN, 404 ENOTFOUND,
+// 409 ECONFLICT, 429 and 5xx EUNAVAILABLE, anything else EINTERNAL. The
+// message names the product's answer, never its body.
+func (t *Tenant) SendJSON(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	hdr := http.Header{"Accept": {"application/json"}}
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("hostclient: %s %s: encoding the request: %w", method, pathOnly(path), err)
+		}
+		body = bytes.NewReader(b)
+		hdr.Set("Content-Type", "application/json")
+	}
+	resp, err := t.Do(ctx, method, path, body, hdr)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return t.errorFor(method, path, resp)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent || method == http.MethodHead {
+		_, _ = io.Copy(io.Discard, resp.Body) // lets the connection be reused
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		if errors.Is(err, ErrResponseTooLarge) {
+			return tenon.WrapError(tenon.EINTERNAL, "The product's response is too large.",
+				fmt.Errorf("hostclient: %s %s: %w", method, pathOnly(path), err))
+		}
+		return tenon.WrapError(tenon.EUNAVAILABLE, "The product's response could not be read.",
+			fmt.Errorf("hostclient: %s %s: decoding the response: %w", method, pathOnly(path), err))
+	}
+	return nil
+}
+
+// APIError is a non-2xx answer of the product.
+type APIError struct {
+	Method string
+	Path   string // relative to the tenant's baseUrl, without the query
+	Status int
+	// Body is the start of the response body, for logs. It can contain
+	// what the product says about the request; do not show it to users.
+	Body string
+	// RetryAfter is how long the product asked to wait (Retry-After, or
+	// X-RateLimit-Reset when that is absent); zero when it did not say.
+	RetryAfter time.Duration
+}
+
+// Error implements error.
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("hostclient: %s %s: product answered %d %s", e.Method, e.Path, e.Status, http.StatusText(e.Status))
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(" (retry after %v)", e.RetryAfter)
+	}
+	if e.Body != "" {
+		s += ": " + e.Body
+	}
+	return s
+}
+
+// errorFor builds the error of a non-2xx response and drains its body.
+func (t *Tenant) errorFor(method, path string, resp *http.Response) error {
+	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, excerptBytes))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	ae := &APIError{
+		Method:     method,
+		Path:       pathOnly(path),
+		Status:     resp.StatusCode,
+		Body:       strings.ToValidUTF8(strings.TrimSpace(string(excerpt)), "\uFFFD"),
+		RetryAfter: retryAfter(resp.Header, t.c.now()),
+	}
+	code, msg := tenon.EINTERNAL, "The product answered with an unexpected status."
+	switch s := resp.StatusCode; {
+	case s == http.StatusBadRequest || s == http.StatusUnprocessableEntity:
+		code, msg = tenon.EINVALID, "The product rejected the request as invalid."
+	case s == http.StatusUnauthorized:
+		code, msg = tenon.EUNAUTHORIZED, "The product did not accept the app's credentials."
+	case s == http.StatusForbidden:
+		code, msg = tenon.EFORBIDDEN, "The product does not allow the app to do this."
+	case s == http.StatusNotFound:
+		code, msg = tenon.ENOTFOUND, "The product has no such item, or the app may not see it."
+	case s == http.StatusConflict:
+		code, msg = tenon.ECONFLICT, "The product reported a conflict."
+	case s == http.StatusTooManyRequests:
+		code, msg = tenon.EUNAVAILABLE, "The product is rate limiting the app; try again later."
+	case s >= 500:
+		code, msg = tenon.EUNAVAILABLE, "The product is unavailable; try again later."
+	case s >= 300 && s < 400:
+		msg = "The product redirected the request elsewhere."
+	}
+	return tenon.WrapError(code, msg, ae)
+}
+
+// retryAfter reads Retry-After (seconds or an HTTP date) and, failing
+// that, X-RateLimit-Reset (an RFC 3339 time). Past times give zero.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.ParseInt(v, 10, 32); err == nil {
+			return time.Duration(max(secs, 0)) * time.Second
+		}
+		if at, err := http.ParseTime(v); err == nil && at.After(now) {
+			return at.Sub(now)
+		}
+	}
+	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
+		if at, err := time.Parse(time.RFC3339, v); err == nil && at.After(now) {
+			return at.Sub(now)
+		}
+	}
+	return 0
+}
+
+// splitTarget checks a caller's path and splits it at '?'. It accepts only
+// an absolute path with an optional query: no scheme, no authority, no
+// "//" start (a network-path reference names another host), no
+// backslashes (some servers read them as '/'), no fragment, no dot
+// segments (they could climb out of the tenant's base path), no bytes
+// that are not allowed raw in a request target.
+func splitTarget(target string) (rawPath, rawQuery string, err error) {
+	bad := func(why string) error {
+		return fmt.Errorf("hostclient: refusing path %q: %s", pathOnly(target), why)
+	}
+	switch {
+	case target == "" || target[0] != '/':
+		return "", "", bad("it must start with '/' and be relative to the tenant's baseUrl")
+	case strings.HasPrefix(target, "//"):
+		return "", "", bad("a path starting with // names another host")
+	case strings.ContainsAny(target, "\\#"):
+		return "", "", bad("backslashes and fragments are not allowed")
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c >= 0x7f {
+			return "", "", bad("it must be percent-encoded (no spaces, control or non-ASCII bytes)")
+		}
+	}
+	rawPath, rawQuery, _ = strings.Cut(target, "?")
+	for seg := range strings.SplitSeq(rawPath, "/") {
+		if s, err := url.PathUnescape(seg); err == nil && (s == "." || s == "..") {
+			return "", "", bad("dot segments are not allowed")
+		}
+	}
+	return rawPath, rawQuery, nil
+}
+
+// pathOnly drops the query, which can hold user data, from what goes into
+// error messages and logs.
+func pathOnly(target string) string {
+	p, _, _ := strings.Cut(target, "?")
+	return p
+}
+
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// limitedBody fails a read that goes past the limit instead of silently
+// truncating, so a decoder never mistakes a cut-off body for a whole one.
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly the limit from a longer one.
+		var one [1]byte
+		n, err := b.rc.Read(one[:])
+		if n > 0 {
+			return 0, ErrResponseTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }

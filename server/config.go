@@ -1,0 +1,222 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tenon-dev/tenon"
+	"github.com/tenon-dev/tenon/connectjwt"
+)
+
+// Config configures a Server. Descriptor, BaseURL, Store, InstallKeys and
+// AllowedHosts are required; the rest have defaults.
+type Config struct {
+	// Descriptor is the developer's atlassian-connect.json, served as is
+	// except for the value of its top-level "baseUrl".
+	Descriptor []byte
+	// BaseURL is the public base URL of the app, e.g.
+	// "https://app.example.com" or "https://example.com/myapp". It replaces
+	// the descriptor's "baseUrl" at serve time, is the audience signed
+	// lifecycle tokens must carry, and its path is the base path every
+	// route is mounted under and every qsh is computed relative to.
+	BaseURL string
+	// Store keeps installations and tenant data.
+	Store tenon.Store
+	// InstallKeys resolves the kid of signed lifecycle tokens to a public
+	// key: the environment's key server (connectjwt.NewKeyServer), never a
+	// URL taken from a request.
+	InstallKeys connectjwt.KeySource
+	// AllowedHosts are globs the host of a product baseUrl must match in
+	// lifecycle callbacks, e.g. "*.atlassian.net". One '*' stands for
+	// exactly one DNS label. See Environment.Defaults.
+	AllowedHosts []string
+	// AllowHTTP accepts http:// product base URLs (and an http:// BaseURL).
+	// For local development against a fake product only.
+	AllowHTTP bool
+	// ExtraAudiences are further `aud` values accepted on signed lifecycle
+	// callbacks, for an app reachable under more than one base URL.
+	ExtraAudiences []string
+	// Leeway is the clock skew tolerated on exp and iat; at most
+	// connectjwt.MaxLeeway. Zero means none.
+	Leeway time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives one line per refused request and per lifecycle
+	// change. It never sees tokens or secrets. Default slog.Default().
+	Logger *slog.Logger
+	// Hooks run after lifecycle changes are committed.
+	Hooks Hooks
+	// MaxBodyBytes limits request bodies on app routes. Default 1 MiB.
+	// Lifecycle bodies are always limited to 64 KiB.
+	MaxBodyBytes int64
+	// TenantCacheTTL is how long a verified tenant record is reused
+	// without asking the store. Lifecycle callbacks handled by this
+	// server, and store watch events (Server.Watch), drop entries at
+	// once; the TTL bounds staleness when another node changed a tenant
+	// and no watch is running. Default 30s; negative disables caching.
+	TenantCacheTTL time.Duration
+	// KeyFetchTimeout bounds the key server lookup of one signed
+	// lifecycle callback, so a slow key server fails the install with 503
+	// instead of holding the request. Default 5s.
+	KeyFetchTimeout time.Duration
+}
+
+// Hooks are called after a lifecycle change is committed and acknowledged.
+// They receive a copy of the stored installation. A hook cannot undo or
+// fail the change: a panic is recovered and logged. Hooks run on the
+// request's goroutine after the response was flushed, with a context that
+// is not cancelled when the product hangs up, so they should be brief or
+// hand long work to a queue.
+type Hooks struct {
+	Installed   func(ctx context.Context, in *tenon.Installation)
+	Uninstalled func(ctx context.Context, in *tenon.Installation)
+	Enabled     func(ctx context.Context, in *tenon.Installation)
+	Disabled    func(ctx context.Context, in *tenon.Installation)
+}
+
+// Default limits and durations.
+const (
+	DefaultMaxBodyBytes    = 1 << 20
+	LifecycleMaxBodyBytes  = 64 << 10
+	DefaultTenantCacheTTL  = 30 * time.Second
+	DefaultKeyFetchTimeout = 5 * time.Second
+)
+
+// Environment is the Atlassian environment an app is deployed against.
+type Environment string
+
+// Environments.
+const (
+	Production  Environment = "production"
+	Staging     Environment = "staging"
+	Development Environment = "development"
+)
+
+// EnvironmentDefaults are the settings an Environment implies.
+type EnvironmentDefaults struct {
+	// KeyServerURL is the signed-install key server; empty in
+	// Development, where it must be configured (e.g. the fake product's).
+	KeyServerURL string
+	// KeyServerFallbacks are asked when KeyServerURL cannot answer.
+	KeyServerFallbacks []string
+	// AllowedHosts are the product host globs (Config.AllowedHosts).
+	AllowedHosts []string
+	// AllowHTTP is Config.AllowHTTP.
+	AllowHTTP bool
+}
+
+// Defaults returns the key server, product hosts and scheme policy of e.
+//
+// Production asks https://asap-distribution.us-west-2.prod.atl-asap.net
+// first, as Atlassian's current frameworks do, and falls back to
+// https://connect-install-keys.atlassian.com, the long-standing address.
+// Both are Atlassian's; neither is ever taken from a request. Product
+// hosts are *.atlassian.net only; a vendor with customers on other
+// Atlassian domains adds them to Config.AllowedHosts.
+func (e Environment) Defaults() EnvironmentDefaults {
+	switch e {
+	case Production:
+		return EnvironmentDefaults{
+			KeyServerURL:       "https://asap-distribution.us-west-2.prod.atl-asap.net",
+			KeyServerFallbacks: []string{"https://connect-install-keys.atlassian.com"},
+			AllowedHosts:       []string{"*.atlassian.net"},
+		}
+	case Staging:
+		return EnvironmentDefaults{
+			KeyServerURL: "https://cs-migrations--cdn.us-east-1.staging.public.atl-paas.net",
+			AllowedHosts: []string{"*.jira-dev.com"},
+		}
+	case Development:
+		return EnvironmentDefaults{
+			AllowedHosts: []string{"localhost", "127.0.0.1", "*.atlassian.net"},
+			AllowHTTP:    true,
+		}
+	}
+	return EnvironmentDefaults{}
+}
+
+// ParseEnvironment parses "production", "staging" or "development"
+// (case-insensitive; "prod", "stg" and "dev" are accepted too).
+func ParseEnvironment(s string) (Environment, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "production", "prod":
+		return Production, nil
+	case "staging", "stg":
+		return Staging, nil
+	case "development", "dev":
+		return Development, nil
+	}
+	return "", fmt.Errorf("server: unknown environment %q: use production, staging or development", s)
+}
+
+// validate checks cfg and fills in defaults. It returns the parsed base
+// URL without a trailing slash.
+func (cfg *Config) validate() (*url.URL, error) {
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("server: Config.Store is nil: open a store (sqlite.Open or postgres.Open) and set it")
+	}
+	if cfg.InstallKeys == nil {
+		return nil, fmt.Errorf("server: Config.InstallKeys is nil: set it to a connectjwt.KeyServer for the environment's key server (Environment.Defaults().KeyServerURL)")
+	}
+	if len(cfg.Descriptor) == 0 {
+		return nil, fmt.Errorf("server: Config.Descriptor is empty: set it to the contents of atlassian-connect.json")
+	}
+	if cfg.BaseURL == "" {
+		return nil, fmt.Errorf("server: Config.BaseURL is empty: set it to the app's public URL, e.g. https://app.example.com")
+	}
+	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("server: Config.BaseURL %q is not a URL: %w", cfg.BaseURL, err)
+	}
+	switch {
+	case base.Scheme != "https" && !(base.Scheme == "http" && cfg.AllowHTTP):
+		return nil, fmt.Errorf("server: Config.BaseURL %q must start with https:// (http:// only with AllowHTTP, for development)", cfg.BaseURL)
+	case base.Host == "" || base.User != nil:
+		return nil, fmt.Errorf("server: Config.BaseURL %q must be an absolute URL with a host and no user info", cfg.BaseURL)
+	case base.RawQuery != "" || base.Fragment != "" || base.ForceQuery:
+		return nil, fmt.Errorf("server: Config.BaseURL %q must not have a query or fragment", cfg.BaseURL)
+	}
+	cfg.BaseURL = base.String()
+	if len(cfg.AllowedHosts) == 0 {
+		return nil, fmt.Errorf("server: Config.AllowedHosts is empty: set the product host globs, e.g. Environment.Defaults().AllowedHosts ([\"*.atlassian.net\"] in production)")
+	}
+	for _, g := range cfg.AllowedHosts {
+		if err := validateHostGlob(g); err != nil {
+			return nil, fmt.Errorf("server: Config.AllowedHosts: %w", err)
+		}
+	}
+	for _, a := range cfg.ExtraAudiences {
+		if u, err := url.Parse(a); err != nil || u.Host == "" {
+			return nil, fmt.Errorf("server: Config.ExtraAudiences: %q is not an absolute URL", a)
+		}
+	}
+	if cfg.Leeway < 0 || cfg.Leeway > connectjwt.MaxLeeway {
+		return nil, fmt.Errorf("server: Config.Leeway %v is out of range: use 0 to %v", cfg.Leeway, connectjwt.MaxLeeway)
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("server: Config.MaxBodyBytes %d is negative", cfg.MaxBodyBytes)
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.TenantCacheTTL == 0 {
+		cfg.TenantCacheTTL = DefaultTenantCacheTTL
+	}
+	if cfg.KeyFetchTimeout < 0 {
+		return nil, fmt.Errorf("server: Config.KeyFetchTimeout %v is negative", cfg.KeyFetchTimeout)
+	}
+	if cfg.KeyFetchTimeout == 0 {
+		cfg.KeyFetchTimeout = DefaultKeyFetchTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return base, nil
+}

@@ -1,0 +1,7 @@
+package server
+
+// Internals exercised by the external tests.
+var (
+	HostMatches      = hostMatches
+	ValidateHostGlob = validateHostGlob
+)
