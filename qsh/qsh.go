@@ -9,7 +9,9 @@
 package qsh
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"net/http"
 	"slices"
@@ -25,21 +27,46 @@ const ContextQSH = "context-qsh"
 // path of the receiver's base URL ("" or e.g. "/wiki"), is stripped from
 // the front of rawPath when it matches whole segments.
 func Canonical(method, rawPath, rawQuery, basePath string) string {
-	var b strings.Builder
-	b.Grow(len(method) + len(rawPath) + len(rawQuery) + 8)
-	writeCanonical(&b, method, rawPath, rawQuery, basePath)
-	return b.String()
+	var buf [512]byte
+	return string(AppendCanonical(buf[:0], method, rawPath, rawQuery, basePath))
 }
 
 // Hash returns the qsh: lower-case hex SHA-256 of the canonical request.
 func Hash(method, rawPath, rawQuery, basePath string) string {
-	h := sha256.New()
-	var b strings.Builder
-	b.Grow(len(method) + len(rawPath) + len(rawQuery) + 8)
-	writeCanonical(&b, method, rawPath, rawQuery, basePath)
-	h.Write([]byte(b.String()))
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+	sum := sum(method, rawPath, rawQuery, basePath)
+	return hex.EncodeToString(sum[:])
+}
+
+// Matches reports, in constant time, whether claim is the qsh of the
+// request. It builds no strings, so it is the check to use on hot paths.
+func Matches(claim, method, rawPath, rawQuery, basePath string) bool {
+	if len(claim) != 2*sha256.Size {
+		return false
+	}
+	var want [sha256.Size]byte
+	if _, err := hex.Decode(want[:], []byte(claim)); err != nil {
+		return false
+	}
+	// Hex decoding accepts upper case; the claim must be the lower-case
+	// form signers produce, so compare the text too.
+	var wantHex [2 * sha256.Size]byte
+	hex.Encode(wantHex[:], want[:])
+	if !bytes.Equal(wantHex[:], []byte(claim)) {
+		return false
+	}
+	got := sum(method, rawPath, rawQuery, basePath)
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// MatchesRequest reports whether claim is the qsh of the incoming request r.
+func MatchesRequest(claim string, r *http.Request, basePath string) bool {
+	path, query := RawTarget(r)
+	return Matches(claim, r.Method, path, query, basePath)
+}
+
+func sum(method, rawPath, rawQuery, basePath string) [sha256.Size]byte {
+	var buf [1024]byte
+	return sha256.Sum256(AppendCanonical(buf[:0], method, rawPath, rawQuery, basePath))
 }
 
 // FromRequest returns the qsh of an incoming server request. It reads the
@@ -64,12 +91,19 @@ func RawTarget(r *http.Request) (path, query string) {
 	return target, ""
 }
 
-func writeCanonical(b *strings.Builder, method, rawPath, rawQuery, basePath string) {
-	b.WriteString(strings.ToUpper(method))
-	b.WriteByte('&')
-	writePath(b, stripBase(rawPath, basePath))
-	b.WriteByte('&')
-	writeQuery(b, rawQuery)
+// AppendCanonical appends the canonical request to dst and returns it.
+func AppendCanonical(dst []byte, method, rawPath, rawQuery, basePath string) []byte {
+	for i := 0; i < len(method); i++ {
+		c := method[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	dst = append(dst, '&')
+	dst = appendPath(dst, stripBase(rawPath, basePath))
+	dst = append(dst, '&')
+	return appendQuery(dst, rawQuery)
 }
 
 // stripBase removes basePath from the front of path when it ends on a
@@ -86,130 +120,118 @@ func stripBase(path, basePath string) string {
 	return path
 }
 
-func writePath(b *strings.Builder, p string) {
+func appendPath(dst []byte, p string) []byte {
 	if p == "" {
-		b.WriteByte('/')
-		return
+		return append(dst, '/')
 	}
 	if p[0] != '/' {
-		b.WriteByte('/')
+		dst = append(dst, '/')
 	}
 	if len(p) > 1 && p[len(p)-1] == '/' {
 		p = p[:len(p)-1]
 	}
-	for {
-		i := strings.IndexByte(p, '&')
-		if i < 0 {
-			b.WriteString(p)
-			return
+	for i := 0; i < len(p); i++ {
+		if p[i] == '&' {
+			dst = append(dst, "%26"...)
+		} else {
+			dst = append(dst, p[i])
 		}
-		b.WriteString(p[:i])
-		b.WriteString("%26")
-		p = p[i+1:]
 	}
+	return dst
 }
 
+// param is one query parameter, as spans of an arena: the key already
+// encoded (keys sort by their encoded form), the value decoded (repeated
+// values sort by their decoded form and are encoded when written).
 type param struct {
-	key    string // encoded
-	values []string
+	key, val span
 }
 
-func writeQuery(b *strings.Builder, rawQuery string) {
+type span struct{ off, end int }
+
+func (s span) of(arena []byte) []byte { return arena[s.off:s.end] }
+
+func appendQuery(dst []byte, rawQuery string) []byte {
 	if rawQuery == "" {
-		return
+		return dst
 	}
-	var stack [16]param
-	params := stack[:0]
-	for pair := range strings.SplitSeq(rawQuery, "&") {
+	// The arena and the parameter list live on the stack for ordinary
+	// queries; longer ones grow onto the heap and still hash correctly.
+	var arenaBuf [1024]byte
+	var paramBuf [24]param
+	arena, params := arenaBuf[:0], paramBuf[:0]
+	for len(rawQuery) > 0 {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
 		if pair == "" {
 			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")
-		key := decode(k)
-		if key == "jwt" {
+		// Decode the key, then keep only its encoded form.
+		start := len(arena)
+		arena = appendDecoded(arena, k)
+		if string(arena[start:]) == "jwt" {
+			arena = arena[:start]
 			continue
 		}
-		enc := encode(key)
-		i := slices.IndexFunc(params, func(p param) bool { return p.key == enc })
-		if i < 0 {
-			params = append(params, param{key: enc})
-			i = len(params) - 1
+		decEnd := len(arena)
+		for i := start; i < decEnd; i++ {
+			arena = appendEncodedByte(arena, arena[i])
 		}
-		params[i].values = append(params[i].values, decode(v))
+		arena = append(arena[:start], arena[decEnd:]...)
+		keyEnd := len(arena)
+		arena = appendDecoded(arena, v)
+		params = append(params, param{key: span{start, keyEnd}, val: span{keyEnd, len(arena)}})
 	}
-	slices.SortFunc(params, func(a, c param) int { return strings.Compare(a.key, c.key) })
+	slices.SortFunc(params, func(a, b param) int {
+		if c := bytes.Compare(a.key.of(arena), b.key.of(arena)); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.val.of(arena), b.val.of(arena))
+	})
 	for i, p := range params {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(p.key)
-		b.WriteByte('=')
-		if len(p.values) > 1 {
-			slices.Sort(p.values)
-		}
-		for j, v := range p.values {
-			if j > 0 {
-				b.WriteByte(',')
+		if i > 0 && bytes.Equal(p.key.of(arena), params[i-1].key.of(arena)) {
+			// A repeated key: its values, already sorted, join with ','.
+			dst = append(dst, ',')
+		} else {
+			if i > 0 {
+				dst = append(dst, '&')
 			}
-			writeEncoded(b, v)
+			dst = append(dst, p.key.of(arena)...)
+			dst = append(dst, '=')
+		}
+		for _, c := range p.val.of(arena) {
+			dst = appendEncodedByte(dst, c)
 		}
 	}
+	return dst
 }
 
-// decode turns '+' into space and %XX into its byte. Malformed escapes are
-// kept literally: the hash then simply will not match a signer that
-// encoded differently, which is the safe outcome.
-func decode(s string) string {
-	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
-		return s
-	}
-	out := make([]byte, 0, len(s))
+// appendDecoded appends s with '+' as space and %XX as its byte. Malformed
+// escapes are kept literally: the hash then simply will not match a signer
+// that encoded differently, which is the safe outcome.
+func appendDecoded(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '+':
-			out = append(out, ' ')
+			dst = append(dst, ' ')
 		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
-			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
+			dst = append(dst, unhex(s[i+1])<<4|unhex(s[i+2]))
 			i += 2
 		default:
-			out = append(out, c)
+			dst = append(dst, c)
 		}
 	}
-	return string(out)
+	return dst
 }
 
-func encode(s string) string {
-	if !needsEncoding(s) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s) * 3)
-	writeEncoded(&b, s)
-	return b.String()
-}
-
-func needsEncoding(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !unreserved(s[i]) {
-			return true
-		}
-	}
-	return false
-}
-
-func writeEncoded(b *strings.Builder, s string) {
+func appendEncodedByte(dst []byte, c byte) []byte {
 	const upperhex = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if unreserved(c) {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(upperhex[c>>4])
-		b.WriteByte(upperhex[c&15])
+	if unreserved(c) {
+		return append(dst, c)
 	}
+	return append(dst, '%', upperhex[c>>4], upperhex[c&15])
 }
 
 // unreserved reports whether c is kept as is: RFC 3986 unreserved.

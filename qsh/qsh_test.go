@@ -172,16 +172,62 @@ func FuzzCanonical(f *testing.F) {
 		if h := qsh.Hash(method, path, query, base); h != hex.EncodeToString(sum[:]) {
 			t.Fatalf("Hash disagrees with Canonical")
 		}
+		if !qsh.Matches(qsh.Hash(method, path, query, base), method, path, query, base) {
+			t.Fatalf("Matches refuses its own Hash")
+		}
 		if strings.Count(c1, "&") < 2 {
 			t.Fatalf("canonical %q lacks its separators", c1)
 		}
 	})
 }
 
-func BenchmarkHash(b *testing.B) {
-	const query = "lic=active&tz=Europe%2FBerlin&cp=&user_key=&loc=en-US&user_id=&xdm_e=https%3A%2F%2Fexample.atlassian.net&xdm_c=channel-issue-panel&cv=1001.0.0&issueKey=PROJ-1&projectKey=PROJ&jwt=eyJhbGciOiJIUzI1NiJ9.e30.sig"
+func TestMatches(t *testing.T) {
+	f := loadVectors(t)
+	for _, v := range f.Interop {
+		path, query := splitURL(t, v.URL)
+		base := basePath(t, v.AppBaseURL)
+		if !qsh.Matches(v.QSH, v.Method, path, query, base) {
+			t.Errorf("%s: Matches refused the published qsh", v.Name)
+		}
+		r := httptest.NewRequest(v.Method, path+"?"+query, nil)
+		if !qsh.MatchesRequest(v.QSH, r, base) {
+			t.Errorf("%s: MatchesRequest refused the published qsh", v.Name)
+		}
+	}
+	good := qsh.Hash("GET", "/a", "b=c", "")
+	refused := map[string]string{
+		"empty":          "",
+		"context-qsh":    qsh.ContextQSH,
+		"upper case":     strings.ToUpper(good),
+		"truncated":      good[:63],
+		"extended":       good + "0",
+		"not hex":        "zz" + good[2:],
+		"other request":  qsh.Hash("GET", "/a", "b=d", ""),
+		"other method":   qsh.Hash("POST", "/a", "b=c", ""),
+		"canonical text": qsh.Canonical("GET", "/a", "b=c", ""),
+	}
+	for name, claim := range refused {
+		if qsh.Matches(claim, "GET", "/a", "b=c", "") {
+			t.Errorf("%s: Matches accepted %q", name, claim)
+		}
+	}
+}
+
+const benchQuery = "lic=active&tz=Europe%2FBerlin&cp=&user_key=&loc=en-US&user_id=&xdm_e=https%3A%2F%2Fexample.atlassian.net&xdm_c=channel-issue-panel&cv=1001.0.0&issueKey=PROJ-1&projectKey=PROJ&jwt=eyJhbGciOiJIUzI1NiJ9.e30.sig"
+
+func BenchmarkMatches(b *testing.B) {
+	claim := qsh.Hash("GET", "/panel/issue", benchQuery, "")
 	b.ReportAllocs()
 	for b.Loop() {
-		qsh.Hash("GET", "/panel/issue", query, "")
+		if !qsh.Matches(claim, "GET", "/panel/issue", benchQuery, "") {
+			b.Fatal("no match")
+		}
+	}
+}
+
+func BenchmarkHash(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		qsh.Hash("GET", "/panel/issue", benchQuery, "")
 	}
 }

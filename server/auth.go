@@ -139,23 +139,10 @@ func checkRequestQSH(claim string, r *http.Request, basePath string) error {
 	case qsh.ContextQSH:
 		return errUnauthorized(`A context token (qsh "context-qsh") is not accepted on this route.`)
 	}
-	if !constantTimeEqual(claim, qsh.FromRequest(r, basePath)) {
+	if !qsh.MatchesRequest(claim, r, basePath) {
 		return errUnauthorized("The token was not issued for this request (qsh mismatch).")
 	}
 	return nil
-}
-
-// constantTimeEqual compares without an early exit, so the time taken
-// does not reveal how much of a guessed hash was right.
-func constantTimeEqual(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	var v byte
-	for i := 0; i < len(a); i++ {
-		v |= a[i] ^ b[i]
-	}
-	return v == 0
 }
 
 // verifyError maps a connectjwt verification error to what the caller
