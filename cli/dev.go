@@ -55,8 +55,7 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 	}
 	fakeURL := "http://" + fakeLn.Addr().String()
 	fake := fakeatlassian.New(fakeatlassian.Options{URL: fakeURL, Logger: logger.With("component", "fake")})
-	fakeLn.Close() // Start listens itself; the port was only reserved.
-	if err := fake.Start(fakeLn.Addr().String()); err != nil {
+	if err := fake.StartListener(fakeLn); err != nil {
 		return fmt.Errorf("start fake Atlassian: %w", err)
 	}
 	defer fake.Close()

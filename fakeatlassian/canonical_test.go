@@ -73,6 +73,7 @@ func unitRequest(v qshVector) (path, rawQuery string) {
 }
 
 func TestQSHVectors(t *testing.T) {
+	t.Parallel()
 	v := loadVectors(t)
 	check := func(t *testing.T, vec qshVector, got string, qsh string) {
 		t.Helper()
@@ -136,6 +137,7 @@ func afterHost(u string) string {
 // The signed example must verify with the fake's qsh: the token's qsh is
 // the hash of its own URL without the jwt parameter.
 func TestSignedURLExample(t *testing.T) {
+	t.Parallel()
 	v := loadVectors(t)
 	ex := v.SignedExample
 	_, query, _ := strings.Cut(ex.SignedURL, "?")

@@ -16,6 +16,7 @@ func ctlDo(t *testing.T, method, u string, body any) response {
 // TestControlAPI drives the fake the way a test in another language
 // would: only JSON over HTTP.
 func TestControlAPI(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	ctl := f.URL() + "/_fake"
 	ta := newTestApp(t, f, "ctl-app")

@@ -82,27 +82,27 @@ func writeControlError(w http.ResponseWriter, status int, msg string, details ..
 
 // readJSON decodes a JSON body of at most maxBodyBytes into v. It answers
 // the client itself and reports false when the body is unusable.
-func readJSON(w http.ResponseWriter, r *http.Request, v any, writeErr func(status int, msg string)) bool {
+func readJSON(w http.ResponseWriter, r *http.Request, v any, fail func(status int, msg string)) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		writeErr(http.StatusUnsupportedMediaType, "Content-Type must be application/json.")
+		fail(http.StatusUnsupportedMediaType, "Content-Type must be application/json.")
 		return false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeErr(http.StatusRequestEntityTooLarge, fmt.Sprintf("The body is larger than %d bytes.", maxBodyBytes))
+			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("The body is larger than %d bytes.", maxBodyBytes))
 			return false
 		}
-		writeErr(http.StatusBadRequest, "The body could not be read.")
+		fail(http.StatusBadRequest, "The body could not be read.")
 		return false
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
-		writeErr(http.StatusBadRequest, "The body is empty; a JSON object is expected.")
+		fail(http.StatusBadRequest, "The body is empty; a JSON object is expected.")
 		return false
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		writeErr(http.StatusBadRequest, "The body is not valid JSON for this request: "+err.Error())
+		fail(http.StatusBadRequest, "The body is not valid JSON for this request: "+err.Error())
 		return false
 	}
 	return true

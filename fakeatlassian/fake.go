@@ -151,6 +151,13 @@ func (f *Fake) Start(addr string) error {
 	if err != nil {
 		return fmt.Errorf("fakeatlassian: listen on %s: %w", addr, err)
 	}
+	return f.StartListener(ln)
+}
+
+// StartListener serves the fake on ln in the background until Close, which
+// also closes ln. It is Start for a caller that opened the listener
+// itself, e.g. to know the URL before creating the fake (Options.URL).
+func (f *Fake) StartListener(ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           f.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -231,6 +238,7 @@ const (
 func (f *Fake) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", f.serveHome)
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET "+keyServerPath+"/{kid}", f.serveInstallKey)
 	mux.HandleFunc("POST "+authServerPath+"/oauth2/token", f.serveOAuthToken)
 	mux.HandleFunc("GET "+allJSPath, f.serveStatic("all.js"))

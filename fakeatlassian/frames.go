@@ -25,7 +25,7 @@ type FrameOptions struct {
 	Vars map[string]string
 }
 
-// Frame is a rendered iframe: its signed src and the context it shows.
+// frame is a rendered iframe: its signed src and the context it shows.
 type frame struct {
 	src     string
 	origin  string // the app's origin: the only one allowed to talk to the host

@@ -93,12 +93,16 @@ type testApp struct {
 	failLifecycle  map[string]int // event → status to answer
 	webhookAnswers []int          // statuses for successive webhook attempts; then 204
 	frames         []url.Values   // queries of iframe loads
+	reports        chan []byte    // what browserPage reported
+	slowWebhooks   int            // attempts to answer only after webhookDelay
+	webhookDelay   time.Duration
 	kids           []string
 }
 
 func newTestApp(t *testing.T, f *fakeatlassian.Fake, key string) *testApp {
 	t.Helper()
-	a := &testApp{t: t, fake: f, key: key, basePath: "/app", secrets: map[string]string{}, failLifecycle: map[string]int{}}
+	a := &testApp{t: t, fake: f, key: key, basePath: "/app", secrets: map[string]string{}, failLifecycle: map[string]int{},
+		reports: make(chan []byte, 1)}
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
 	t.Cleanup(a.srv.Close)
 	a.descriptor = map[string]any{
@@ -121,6 +125,7 @@ func newTestApp(t *testing.T, f *fakeatlassian.Fake, key string) *testApp {
 			},
 			"generalPages": []any{
 				map[string]any{"key": "main-page", "name": map[string]any{"value": "Main page"}, "url": "/page"},
+				map[string]any{"key": "browser-page", "name": map[string]any{"value": "Browser check"}, "url": "/browser"},
 			},
 		},
 	}
@@ -146,6 +151,13 @@ func (a *testApp) answerWebhooks(statuses ...int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.webhookAnswers = statuses
+}
+
+// delayWebhooks makes the next n webhook attempts answer after d.
+func (a *testApp) delayWebhooks(n int, d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.slowWebhooks, a.webhookDelay = n, d
 }
 
 func (a *testApp) failEvent(event string, status int) {
@@ -184,6 +196,15 @@ func (a *testApp) serve(w http.ResponseWriter, r *http.Request) {
 		a.serveLifecycle(w, r)
 	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/app/webhook/"):
 		a.serveWebhook(w, r)
+	case r.Method == http.MethodGet && r.URL.Path == "/app/browser":
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, browserPage, a.fake.URL())
+	case r.Method == http.MethodPost && r.URL.Path == "/app/report":
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case a.reports <- b:
+		default:
+		}
 	case r.Method == http.MethodGet && (r.URL.Path == "/app/panel" || r.URL.Path == "/app/page"):
 		a.mu.Lock()
 		a.frames = append(a.frames, r.URL.Query())
@@ -274,6 +295,16 @@ func fetchInstallKey(keyServer, kid string) (*rsa.PublicKey, error) {
 }
 
 func (a *testApp) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	slow := a.slowWebhooks > 0
+	if slow {
+		a.slowWebhooks--
+	}
+	delay := a.webhookDelay
+	a.mu.Unlock()
+	if slow {
+		time.Sleep(delay)
+	}
 	body, _ := io.ReadAll(r.Body)
 	call := webhookCall{Path: r.URL.Path, RawQuery: r.URL.RawQuery,
 		ID: r.Header.Get("X-Atlassian-Webhook-Identifier"), Retry: r.Header.Get("X-Atlassian-Webhook-Retry")}
@@ -425,3 +456,26 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 func readAll(resp *http.Response) ([]byte, error) { return io.ReadAll(resp.Body) }
+
+// browserPage is an app page that exercises the AP bridge in a real
+// browser and reports what it got to /app/report.
+const browserPage = `<!doctype html>
+<html><body><p>browser check</p>
+<script src="%s/atlassian-connect/all.js" data-options="resize:false"></script>
+<script>
+(async function () {
+  var out = {};
+  try {
+    out.token = await AP.context.getToken();
+    out.context = await AP.context.getContext();
+    var r = await AP.request({url: '/rest/api/3/myself'});
+    out.myself = JSON.parse(r.body);
+    out.callbackToken = await new Promise(function (resolve) { AP.context.getToken(resolve); });
+    try { await AP.request('/rest/api/3/issue/NOPE-1'); } catch (e) { out.notFoundStatus = e.xhr.status; }
+    out.user = await AP.user.getCurrentUser();
+  } catch (e) {
+    out.error = String(e && e.message || e);
+  }
+  await fetch('/app/report', {method: 'POST', body: JSON.stringify(out)});
+})();
+</script></body></html>`

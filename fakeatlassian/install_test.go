@@ -11,6 +11,7 @@ import (
 )
 
 func TestInstallSendsSignedLifecycle(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", fakeatlassian.ProductJira)
 	app := newTestApp(t, f, "com.example.test")
@@ -69,6 +70,7 @@ func TestInstallSendsSignedLifecycle(t *testing.T) {
 }
 
 func TestKeyServerRotation(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	app := newTestApp(t, f, "rot")
@@ -96,6 +98,7 @@ func TestKeyServerRotation(t *testing.T) {
 }
 
 func TestReinstallChangesSecret(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	app := newTestApp(t, f, "re")
@@ -126,6 +129,7 @@ func TestReinstallChangesSecret(t *testing.T) {
 }
 
 func TestDisableEnableUninstall(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
@@ -179,6 +183,7 @@ func TestDisableEnableUninstall(t *testing.T) {
 }
 
 func TestInstallRefusedByApp(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	app := newTestApp(t, f, "refuse")
@@ -194,6 +199,7 @@ func TestInstallRefusedByApp(t *testing.T) {
 }
 
 func TestDescriptorValidation(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	app := newTestApp(t, f, "bad")

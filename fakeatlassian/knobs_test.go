@@ -10,6 +10,7 @@ import (
 )
 
 func TestKnobs(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	ta := newTestApp(t, f, "knobs")
@@ -63,6 +64,7 @@ func TestKnobs(t *testing.T) {
 }
 
 func TestCallRecord(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	app := newTestApp(t, f, "rec").install(site)

@@ -52,6 +52,7 @@ func grant(a string, scope string) url.Values {
 }
 
 func TestOAuthJWTBearer(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	other := addSite(t, f, "other", "")
@@ -132,6 +133,7 @@ func TestOAuthJWTBearer(t *testing.T) {
 }
 
 func TestOAuthNeedsActAsUser(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	ta := newTestApp(t, f, "plain")
@@ -144,6 +146,7 @@ func TestOAuthNeedsActAsUser(t *testing.T) {
 }
 
 func TestOAuthTokenExpires(t *testing.T) {
+	t.Parallel()
 	clock := newClock()
 	f := newFake(t, fakeatlassian.Options{Now: clock.Now})
 	site := addSite(t, f, "acme", "")

@@ -60,23 +60,22 @@ type userLink struct {
 
 // pageView is the data of every product page template.
 type pageView struct {
-	Title    string
-	Fake     string
-	Site     *Site
-	User     User
-	Locale   string
-	Users    []userLink
-	Issue    map[string]any
-	Issues   []map[string]any
-	Pages    []map[string]any
-	Apps     []appView
-	Frames   []frameView
-	Sites    []siteView
-	Host     *hostData
-	Message  string
-	KeyURL   string
-	AuthURL  string
-	Continue string
+	Title   string
+	Fake    string
+	Site    *Site
+	User    User
+	Locale  string
+	Users   []userLink
+	Issue   map[string]any
+	Issues  []map[string]any
+	Pages   []map[string]any
+	Apps    []appView
+	Frames  []frameView
+	Sites   []siteView
+	Host    *hostData
+	Message string
+	KeyURL  string
+	AuthURL string
 }
 
 type appView struct {

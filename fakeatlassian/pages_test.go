@@ -28,6 +28,7 @@ func verifyFrameToken(t *testing.T, token, secret string) jwt.MapClaims {
 }
 
 func TestSignedModuleURL(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	ta := newTestApp(t, f, "frames")
@@ -135,6 +136,7 @@ func loadPage(t *testing.T, pageURL string) hostPage {
 }
 
 func TestProductPagesAndHost(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	ta := newTestApp(t, f, "pages")

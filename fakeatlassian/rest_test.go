@@ -16,6 +16,7 @@ import (
 )
 
 func TestRESTRefusesBadJWT(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	app := newTestApp(t, f, "jwtcheck").install(site)
@@ -101,6 +102,7 @@ func mustSign(t *testing.T, m jwt.SigningMethod, key any, claims jwt.MapClaims) 
 }
 
 func TestRESTIssuesAsApp(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	app := newTestApp(t, f, "issues").install(site)
@@ -178,6 +180,7 @@ func TestRESTIssuesAsApp(t *testing.T) {
 }
 
 func TestRESTSearch(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	app := newTestApp(t, f, "search").install(site)
@@ -225,6 +228,7 @@ func TestRESTSearch(t *testing.T) {
 }
 
 func TestRESTPropertiesAndLicense(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	ta := newTestApp(t, f, "props")
@@ -273,6 +277,7 @@ func TestRESTPropertiesAndLicense(t *testing.T) {
 }
 
 func TestRESTScopes(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	ta := newTestApp(t, f, "readonly")
@@ -290,6 +295,7 @@ func TestRESTScopes(t *testing.T) {
 }
 
 func TestRESTConfluenceWikiBasePath(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "docs", fakeatlassian.ProductConfluence)
 	if !strings.HasSuffix(site.BaseURL, "/s/docs/wiki") {
@@ -327,6 +333,14 @@ func TestRESTConfluenceWikiBasePath(t *testing.T) {
 	if r := asApp(t, app, site, "GET", "/rest/api/user/current", nil); r.Status != http.StatusOK || r.json(t)["accountId"] != app.AccountID {
 		t.Errorf("current user: %d %s", r.Status, r.Body)
 	}
+	// As a user: the assertion's tnt is the /wiki base URL.
+	status, tok := tokenRequest(t, f, grant(assertion(t, f, app, site, site.DefaultAccountID, nil), "READ"))
+	if status != http.StatusOK {
+		t.Fatalf("token for Confluence: %d %v", status, tok)
+	}
+	if r := do(t, "GET", site.BaseURL+"/rest/api/user/current", "Bearer "+tok["access_token"].(string), nil); r.Status != http.StatusOK || r.json(t)["accountId"] != site.DefaultAccountID {
+		t.Errorf("current user as user: %d %s", r.Status, r.Body)
+	}
 	// Jira APIs do not exist on a Confluence site.
 	if r := asApp(t, app, site, "GET", "/rest/api/3/myself", nil); r.Status != http.StatusNotFound {
 		t.Errorf("Jira API on Confluence: %d", r.Status)
@@ -334,6 +348,7 @@ func TestRESTConfluenceWikiBasePath(t *testing.T) {
 }
 
 func TestRESTPathWithAmpersand(t *testing.T) {
+	t.Parallel()
 	// A raw '&' in the path is hashed as %26: a signer that forgets it is
 	// refused, one that follows PROTOCOL §4 is accepted (404: no such
 	// issue, but authenticated).

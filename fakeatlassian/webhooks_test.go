@@ -10,6 +10,7 @@ import (
 )
 
 func TestWebhooksSignedAndRetried(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	app := newTestApp(t, f, "hooks")
@@ -68,6 +69,7 @@ func TestWebhooksSignedAndRetried(t *testing.T) {
 }
 
 func TestWebhookEvents(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, fakeatlassian.Options{})
 	site := addSite(t, f, "acme", "")
 	app := newTestApp(t, f, "events")
@@ -131,7 +133,30 @@ func TestWebhookEvents(t *testing.T) {
 	}
 }
 
+func TestWebhookTimeoutIsRetried(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, fakeatlassian.Options{HTTPClient: &http.Client{Timeout: 150 * time.Millisecond}})
+	site := addSite(t, f, "acme", "")
+	app := newTestApp(t, f, "timeout")
+	app.install(site)
+	app.delayWebhooks(1, 400*time.Millisecond)
+	if _, err := f.CreateIssue(site, fakeatlassian.IssueInput{ProjectKey: "DEMO", Summary: "slow"}); err != nil {
+		t.Fatal(err)
+	}
+	waitWebhooks(t, f)
+	var attempts []fakeatlassian.Call
+	for _, c := range f.Calls() {
+		if c.Kind == fakeatlassian.KindWebhook {
+			attempts = append(attempts, c)
+		}
+	}
+	if len(attempts) != 2 || attempts[0].Status != 0 || attempts[0].Error == "" || attempts[1].Status != 204 || attempts[1].Retry != 1 {
+		t.Errorf("attempts = %+v, want a timeout then a retry that succeeds", attempts)
+	}
+}
+
 func TestCloseStopsWebhookRetries(t *testing.T) {
+	t.Parallel()
 	f := fakeatlassian.New(fakeatlassian.Options{WebhookRetryDelays: []time.Duration{time.Hour}})
 	if err := f.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)

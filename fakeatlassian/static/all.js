@@ -74,6 +74,11 @@
 
   function request(urlOrOptions, maybeOptions) {
     var o = typeof urlOrOptions === 'string' ? Object.assign({}, maybeOptions || {}, { url: urlOrOptions }) : Object.assign({}, urlOrOptions || {});
+    // GET data travels in the query string, as with jQuery.ajax.
+    if (String(o.type || 'GET').toUpperCase() === 'GET' && o.data && typeof o.data === 'object') {
+      o.url = String(o.url) + (String(o.url).indexOf('?') >= 0 ? '&' : '?') + new URLSearchParams(o.data).toString();
+      o.data = undefined;
+    }
     var p = call('request', [{ url: o.url, type: o.type || 'GET', data: o.data, contentType: o.contentType, headers: o.headers }])
       .then(function (r) {
         var xhr = xhrLike(r);
