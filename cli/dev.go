@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -84,7 +87,11 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- b.ServeListener(serveCtx, appLn) }()
 
-	site, err := fake.AddSite(fakeatlassian.SiteOptions{Name: *siteName})
+	ident, err := loadDevSite(*dataDir, *siteName)
+	if err != nil {
+		return err
+	}
+	site, err := fake.AddSite(fakeatlassian.SiteOptions{Name: *siteName, ClientKey: ident.ClientKey, Users: ident.Users})
 	if err != nil {
 		return fmt.Errorf("create fake site: %w", err)
 	}
@@ -125,6 +132,46 @@ func firstIssueKey(fake *fakeatlassian.Fake, site *fakeatlassian.Site) string {
 		return ""
 	}
 	return seeded
+}
+
+// devSite is the identity of the fake site, kept in the data directory:
+// the fake is in memory, but the app's data is not, so the same clientKey
+// and users on every start keep the checklist across restarts.
+type devSite struct {
+	ClientKey string               `json:"clientKey"`
+	Users     []fakeatlassian.User `json:"users"`
+}
+
+func loadDevSite(dir, name string) (*devSite, error) {
+	path := filepath.Join(dir, "site-"+name+".json")
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		var s devSite
+		if err := json.Unmarshal(raw, &s); err != nil || s.ClientKey == "" || len(s.Users) == 0 {
+			return nil, fmt.Errorf("%s is damaged; delete it to start with a new fake site", path)
+		}
+		return &s, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("new site id: %w", err)
+	}
+	suffix := hex.EncodeToString(id[:])
+	s := &devSite{
+		ClientKey: "dev-" + suffix,
+		Users: []fakeatlassian.User{
+			{AccountID: "712020:alice-" + suffix, DisplayName: "Alice Admin", Email: "alice@example.com"},
+			{AccountID: "712020:bob-" + suffix, DisplayName: "Bob Builder", Email: "bob@example.com", Locale: "de-DE", TimeZone: "Europe/Berlin"},
+		},
+	}
+	raw, _ = json.MarshalIndent(s, "", "  ")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // ensureDevKey creates the development key file on first use.

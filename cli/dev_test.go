@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -36,11 +37,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestDevStartsAppAndFake runs `tenon dev` as the README's first command
-// does and follows the URL it prints: the fake issue page must frame the
-// installed app with a signed URL that the app accepts.
-func TestDevStartsAppAndFake(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
+type devRun struct {
+	page, app, fake string
+	stop            func()
+}
+
+// startDev runs `tenon dev` as the README's first command does and reads
+// the addresses it prints.
+func startDev(t *testing.T, dir string) *devRun {
+	t.Helper()
 	var stdout, stderr syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -49,7 +54,12 @@ func TestDevStartsAppAndFake(t *testing.T) {
 			checklist.New(checklist.Options{}),
 			[]string{"dev", "--data", dir, "--addr", "127.0.0.1:0", "--fake-addr", "127.0.0.1:0"})
 	}()
-	defer func() {
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case code := <-done:
@@ -59,28 +69,37 @@ func TestDevStartsAppAndFake(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Error("dev did not stop after cancel")
 		}
-	}()
+	}
+	t.Cleanup(stop)
 
-	urlRE := regexp.MustCompile(`Open in your browser:\s+(\S+)`)
-	var pageURL string
+	re := regexp.MustCompile(`Open in your browser:\s+(\S+)[\s\S]*App:\s+(\S+)[\s\S]*Fake Atlassian:\s+(\S+)`)
 	deadline := time.After(60 * time.Second)
-	for pageURL == "" {
-		if m := urlRE.FindStringSubmatch(stdout.String()); m != nil {
-			pageURL = m[1]
-			break
+	for {
+		if m := re.FindStringSubmatch(stdout.String()); m != nil {
+			return &devRun{page: m[1], app: m[2], fake: m[3], stop: stop}
 		}
 		select {
 		case code := <-done:
+			stopped = true
 			t.Fatalf("dev exited early with %d\n%s\n%s", code, stdout.String(), stderr.String())
 		case <-deadline:
 			t.Fatalf("dev printed no URL\n%s\n%s", stdout.String(), stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if !strings.Contains(pageURL, "/browse/DEMO-1") {
-		t.Fatalf("printed URL %q is not an issue page", pageURL)
+}
+
+// TestDevStartsAppAndFake follows the URL `tenon dev` prints: the fake
+// issue page must frame the installed app with a signed URL that the app
+// accepts. A checklist item added through the app's API is still there
+// after dev restarts on the same data directory.
+func TestDevStartsAppAndFake(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	run := startDev(t, dir)
+	if !strings.Contains(run.page, "/browse/DEMO-1") {
+		t.Fatalf("printed URL %q is not an issue page", run.page)
 	}
-	page := get(t, pageURL)
+	page := get(t, run.page)
 	src := regexp.MustCompile(`<iframe[^>]*src="([^"]+)"`).FindStringSubmatch(page)
 	if src == nil {
 		t.Fatalf("issue page frames no app:\n%s", page)
@@ -89,23 +108,53 @@ func TestDevStartsAppAndFake(t *testing.T) {
 	if frame := get(t, frameURL); !strings.Contains(frame, "DEMO-1") {
 		t.Fatalf("app panel does not show the issue:\n%s", frame)
 	}
-	for _, name := range []string{"secret.key", "tenon.db"} {
+	for _, name := range []string{"secret.key", "tenon.db", "site-dev.json"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Errorf("data directory lacks %s: %v", name, err)
 		}
 	}
+	call(t, "POST", run.app+"/api/checklists/DEMO-1/items", contextToken(t, run.fake), `{"text":"kept across restarts"}`, 201)
+	run.stop()
+
+	run = startDev(t, dir)
+	body := call(t, "GET", run.app+"/api/checklists/DEMO-1", contextToken(t, run.fake), "", 200)
+	if !strings.Contains(body, "kept across restarts") {
+		t.Fatalf("checklist lost across dev restarts: %s", body)
+	}
 }
 
-func get(t *testing.T, url string) string {
+// contextToken asks the fake's control API for what AP.context.getToken
+// would give the panel on DEMO-1.
+func contextToken(t *testing.T, fake string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	body := call(t, "POST", fake+"/_fake/sites/dev/apps/tenon-checklist/context-token", "", `{"issueKey":"DEMO-1"}`, 200)
+	var out struct{ Token string }
+	if err := json.Unmarshal([]byte(body), &out); err != nil || out.Token == "" {
+		t.Fatalf("context token answer %s: %v", body, err)
+	}
+	return out.Token
+}
+
+func call(t *testing.T, method, url, token, body string, want int) string {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "JWT "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d\n%s", url, resp.StatusCode, b)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %d, want %d\n%s", method, url, resp.StatusCode, want, b)
 	}
 	return string(b)
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	return call(t, "GET", url, "", "", 200)
 }

@@ -87,3 +87,24 @@ func TestHandlerEmbedding(t *testing.T) {
 		t.Errorf("sites = %+v", got)
 	}
 }
+
+func TestSiteClientKeyOption(t *testing.T) {
+	t.Parallel()
+	f := fakeatlassian.New(fakeatlassian.Options{})
+	if err := f.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := f.AddSite(fakeatlassian.SiteOptions{Name: "fixed", ClientKey: "dev-site-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ClientKey != "dev-site-1" {
+		t.Errorf("clientKey = %q", s.ClientKey)
+	}
+	for _, bad := range []string{"has space", "slash/x", strings.Repeat("k", 129), "quote\""} {
+		if _, err := f.AddSite(fakeatlassian.SiteOptions{Name: "bad", ClientKey: bad}); err == nil {
+			t.Errorf("clientKey %q accepted", bad)
+		}
+	}
+}

@@ -23,6 +23,10 @@ type SiteOptions struct {
 	Name string
 	// Product is ProductJira (the default) or ProductConfluence.
 	Product string
+	// ClientKey fixes the site's clientKey, so a site recreated with the
+	// same key is the same tenant to an app (local development keeps its
+	// data across restarts this way). Default: a random UUID.
+	ClientKey string
 	// Users replaces the seeded users; the first is the default user of
 	// product pages. Empty fields get defaults (a random accountId,
 	// locale en-US, time zone UTC).
@@ -96,6 +100,7 @@ type siteState struct {
 }
 
 var siteNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+var clientKeyRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // AddSite creates a site with seeded projects, issues (Jira) or pages
 // (Confluence) and users. The fake must know its URL (Start was called
@@ -110,6 +115,12 @@ func (f *Fake) AddSite(opts SiteOptions) (*Site, error) {
 	}
 	if product != ProductJira && product != ProductConfluence {
 		return nil, fmt.Errorf("%w: product %q is not %q or %q", ErrInvalid, product, ProductJira, ProductConfluence)
+	}
+	clientKey := opts.ClientKey
+	if clientKey == "" {
+		clientKey = f.newUUID()
+	} else if !clientKeyRE.MatchString(clientKey) {
+		return nil, fmt.Errorf("%w: clientKey %q must be 1 to 128 letters, digits, '-', '_', ':' or '.'", ErrInvalid, clientKey)
 	}
 	base := f.URL()
 	if base == "" {
@@ -133,7 +144,7 @@ func (f *Fake) AddSite(opts SiteOptions) (*Site, error) {
 	s.info = Site{
 		Name:      opts.Name,
 		Product:   product,
-		ClientKey: f.newUUID(),
+		ClientKey: clientKey,
 		CloudID:   f.newUUID(),
 		BaseURL:   base + "/s/" + opts.Name,
 	}
