@@ -48,6 +48,10 @@ type Config struct {
 	SecretKeyFile   string
 	LogLevel        string
 	ShutdownTimeout time.Duration
+	// AllJSURL overrides where pages load the AP library from. It is not
+	// a setting: production always uses Atlassian's CDN; `tenon dev` sets
+	// it to the fake product's copy.
+	AllJSURL string
 
 	// Source says where each value came from ("flag", "env", "file",
 	// "default"), for `tenon serve --print-config` and error messages.

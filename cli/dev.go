@@ -18,13 +18,6 @@ import (
 	"github.com/tenon-dev/tenon/keyring"
 )
 
-// AllJSConfigurer is an App whose pages load the AP library from a
-// configurable URL. `tenon dev` points it at the fake product's copy, so
-// the app's browser code works without a network.
-type AllJSConfigurer interface {
-	SetAllJSURL(url string)
-}
-
 // runDev starts the fake Atlassian and the app side by side on loopback,
 // installs the app into a fake Jira site and prints where to look.
 func runDev(ctx context.Context, env Env, app App, args []string) error {
@@ -63,9 +56,6 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 	}
 	defer fake.Close()
 
-	if c, ok := app.(AllJSConfigurer); ok {
-		c.SetAllJSURL(fakeURL + "/atlassian-connect/all.js")
-	}
 	cfg := &Config{
 		Addr:            appLn.Addr().String(),
 		BaseURL:         "http://" + appLn.Addr().String(),
@@ -75,6 +65,9 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 		SecretKeyFile:   keyFile,
 		LogLevel:        *logLevel,
 		ShutdownTimeout: 5 * time.Second,
+		// Pages load the AP library from the fake, so the app's browser
+		// code works without a network.
+		AllJSURL: fakeURL + "/atlassian-connect/all.js",
 	}
 	b, err := Open(ctx, cfg, app, logger)
 	if err != nil {

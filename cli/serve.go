@@ -96,6 +96,7 @@ func (b *Backend) build(app App) error {
 		InstallKeys:  keys,
 		AllowedHosts: hosts,
 		AllowHTTP:    defaults.AllowHTTP,
+		AllJSURL:     cfg.AllJSURL,
 		Logger:       b.Logger,
 		Now:          time.Now,
 	}

@@ -31,7 +31,7 @@ func (s *Server) authenticate(rt *route) func(http.Handler) http.Handler {
 			if rt.requireLicense && !p.Licensed() {
 				s.log.Info("request refused", "route", r.Pattern, "kind", rt.kind.String(),
 					"client_key", p.ClientKey(), "reason", "no active license")
-				writeLicenseRequired(w, rt.kind == kindModule)
+				s.writeLicenseRequired(w, rt.kind == kindModule)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(tenon.WithPrincipal(r.Context(), p)))

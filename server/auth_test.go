@@ -262,6 +262,27 @@ func TestBodyLimits(t *testing.T) {
 	})
 }
 
+// The license page loads all.js from the configured place only, and its
+// CSP allows scripts from that origin alone.
+func TestLicensePageUsesConfiguredAllJS(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) {
+		c.AllowHTTP = true
+		c.AllJSURL = "http://127.0.0.1:9/atlassian-connect/all.js"
+	})
+	e.install("client-a", "secret-a")
+	if got := e.srv.AllJSURL(); got != "http://127.0.0.1:9/atlassian-connect/all.js" {
+		t.Errorf("AllJSURL() = %q", got)
+	}
+	r := e.get("/licensed?lic=none", e.tenantToken("client-a", "secret-a", "GET", "/licensed?lic=none"))
+	if r.status != 403 || !strings.Contains(r.body, `src="http://127.0.0.1:9/atlassian-connect/all.js"`) ||
+		strings.Contains(r.body, "connect-cdn.atl-paas.net") {
+		t.Fatalf("license page: %d %s", r.status, r.body)
+	}
+	if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src http://127.0.0.1:9;") {
+		t.Errorf("CSP %q", csp)
+	}
+}
+
 func TestRequireLicense(t *testing.T) {
 	e := newEnv(t)
 	e.install("client-a", "secret-a")

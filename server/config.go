@@ -63,6 +63,11 @@ type Config struct {
 	// lifecycle callback, so a slow key server fails the install with 503
 	// instead of holding the request. Default 5s.
 	KeyFetchTimeout time.Duration
+	// AllJSURL is where pages load the AP library (all.js) from: the
+	// server's own license page, and apps through Server.AllJSURL.
+	// Default DefaultAllJSURL, Atlassian's CDN; local development points
+	// it at the fake product so nothing leaves the machine.
+	AllJSURL string
 }
 
 // Hooks are called after a lifecycle change is committed and acknowledged.
@@ -84,6 +89,8 @@ const (
 	LifecycleMaxBodyBytes  = 64 << 10
 	DefaultTenantCacheTTL  = 30 * time.Second
 	DefaultKeyFetchTimeout = 5 * time.Second
+	// DefaultAllJSURL is the only place production pages may load all.js from.
+	DefaultAllJSURL = "https://connect-cdn.atl-paas.net/all.js"
 )
 
 // Environment is the Atlassian environment an app is deployed against.
@@ -211,6 +218,13 @@ func (cfg *Config) validate() (*url.URL, error) {
 	}
 	if cfg.KeyFetchTimeout == 0 {
 		cfg.KeyFetchTimeout = DefaultKeyFetchTimeout
+	}
+	if cfg.AllJSURL == "" {
+		cfg.AllJSURL = DefaultAllJSURL
+	}
+	if u, err := url.Parse(cfg.AllJSURL); err != nil || u.Host == "" || u.User != nil ||
+		(u.Scheme != "https" && !(u.Scheme == "http" && cfg.AllowHTTP)) {
+		return nil, fmt.Errorf("server: Config.AllJSURL %q must be an absolute https URL (http only with AllowHTTP)", cfg.AllJSURL)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -123,13 +123,14 @@ var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 `))
 
 // licensePage is shown inside the product's iframe when a route needs a
-// license. It loads all.js (from Atlassian's CDN only) so the product
+// license. It loads all.js (Config.AllJSURL, Atlassian's CDN in
+// production) so the product
 // completes its iframe handshake and shows the page instead of a
 // "the app did not load" timeout.
 var licensePage = template.Must(template.New("license").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>License required</title>
-<script src="https://connect-cdn.atl-paas.net/all.js" async></script>
+<script src="{{.AllJS}}" async></script>
 <style>body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,sans-serif;color:#172b4d;margin:2em}h1{font-size:1.25em}</style>
 </head><body><h1>This app needs a license</h1><p>{{.Message}}</p></body></html>
 `))
@@ -138,7 +139,7 @@ const licenseMessage = "This page is available with an active license of the app
 
 // writeLicenseRequired answers an unlicensed request: an HTML page for
 // iframe routes, JSON for everything else.
-func writeLicenseRequired(w http.ResponseWriter, html bool) {
+func (s *Server) writeLicenseRequired(w http.ResponseWriter, html bool) {
 	if !html {
 		writeProblem(w, http.StatusForbidden, tenon.EFORBIDDEN, licenseMessage, false)
 		return
@@ -147,9 +148,9 @@ func writeLicenseRequired(w http.ResponseWriter, html bool) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src https://connect-cdn.atl-paas.net; style-src 'unsafe-inline'; connect-src 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src "+s.allJSOrigin+"; style-src 'unsafe-inline'; connect-src 'none'")
 	w.WriteHeader(http.StatusForbidden)
-	_ = licensePage.Execute(w, pageData{Message: licenseMessage})
+	_ = licensePage.Execute(w, struct{ Message, AllJS string }{licenseMessage, s.cfg.AllJSURL})
 }
 
 // Constructors for the errors the server itself raises. The messages are

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -51,6 +52,9 @@ type Server struct {
 	tenants    *tenantCache
 	verifier   connectjwt.Verifier
 	log        *slog.Logger
+	// allJSOrigin is the origin of Config.AllJSURL, for the license
+	// page's Content-Security-Policy.
+	allJSOrigin string
 }
 
 // HandlerFunc is an app handler. A returned error is written by the
@@ -146,6 +150,9 @@ func New(cfg Config) (*Server, error) {
 		verifier:   connectjwt.Verifier{Now: cfg.Now, Leeway: cfg.Leeway},
 		log:        cfg.Logger,
 	}
+	if u, err := url.Parse(cfg.AllJSURL); err == nil {
+		s.allJSOrigin = u.Scheme + "://" + u.Host
+	}
 
 	s.mux.Handle("GET "+s.basePath+"/atlassian-connect.json", limitBody(cfg.MaxBodyBytes)(http.HandlerFunc(s.serveDescriptor)))
 	lifecycle := []struct {
@@ -190,6 +197,9 @@ func (s *Server) handle(pattern string, h http.Handler) (err error) {
 
 // AppKey returns the descriptor's app key.
 func (s *Server) AppKey() string { return s.desc.Key }
+
+// AllJSURL returns where pages load the AP library from (Config.AllJSURL).
+func (s *Server) AllJSURL() string { return s.cfg.AllJSURL }
 
 // Descriptor returns the descriptor as served, with Config.BaseURL spliced
 // in. The caller must not modify it.

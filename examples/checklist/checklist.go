@@ -47,10 +47,6 @@ import (
 	"github.com/tenon-dev/tenon/server"
 )
 
-// DefaultAllJSURL is where the panel loads the AP library from in
-// production: Atlassian's CDN, the only place it should come from.
-const DefaultAllJSURL = "https://connect-cdn.atl-paas.net/all.js"
-
 // Limits of request bodies and of the time the panel waits for Jira.
 const (
 	maxAPIBodyBytes     = 8 << 10 // {"text": 500 characters} with room to spare
@@ -69,8 +65,9 @@ var staticFiles embed.FS
 
 // Options configure the app. The zero value is ready for production.
 type Options struct {
-	// AllJSURL is where the panel loads the AP library from. Default
-	// DefaultAllJSURL; local development points it at the fake product.
+	// AllJSURL is where the panel loads the AP library from. Default:
+	// the server's (server.Config.AllJSURL): Atlassian's CDN in
+	// production, the fake product under `tenon dev`.
 	AllJSURL string
 	// HTTPClient makes the calls to Jira. Default: hostclient's.
 	HTTPClient *http.Client
@@ -102,9 +99,6 @@ type asset struct {
 
 // New returns the checklist app.
 func New(opts Options) *App {
-	if opts.AllJSURL == "" {
-		opts.AllJSURL = DefaultAllJSURL
-	}
 	a := &App{opts: opts, log: opts.Logger, now: opts.Now}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -134,13 +128,15 @@ func loadAsset(name, contentType string) asset {
 // Descriptor returns the app's atlassian-connect.json.
 func (*App) Descriptor() []byte { return descriptor }
 
-// SetAllJSURL changes where the panel loads the AP library from. Call it
-// before Routes; local development points it at the fake product's copy.
-func (a *App) SetAllJSURL(url string) { a.opts.AllJSURL = url }
 
 // Routes registers the panel, the browser API, the webhook and the static
 // files on s.
 func (a *App) Routes(s *server.Server) error {
+	if a.opts.AllJSURL == "" {
+		// The server knows where this deployment loads all.js from:
+		// Atlassian's CDN in production, the fake product in development.
+		a.opts.AllJSURL = s.AllJSURL()
+	}
 	u, err := url.Parse(a.opts.AllJSURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("checklist: Options.AllJSURL %q must be an absolute http(s) URL", a.opts.AllJSURL)
