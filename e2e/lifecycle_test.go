@@ -277,6 +277,12 @@ func TestUnlicensedPanel(t *testing.T) {
 		!strings.Contains(body, "needs a license") || strings.Contains(body, `id="checklist"`) {
 		t.Fatalf("unlicensed panel: want the 403 license page in HTML, got %d %s:\n%s", r.status, r.header.Get("Content-Type"), body)
 	}
+	// The browser API learns the license from the signed context, so an
+	// unlicensed user cannot edit through it either.
+	unlicensed := e.contextToken(site, issueKey)
+	if r := e.api(http.MethodPost, unlicensed, issueKey, "/items", map[string]string{"text": "no license"}); r.status != http.StatusForbidden {
+		t.Fatalf("API with an unlicensed context token: %s, want 403", r)
+	}
 
 	if err := e.fake.SetLicense(site, e.appKey, true); err != nil {
 		t.Fatal(err)
@@ -284,6 +290,7 @@ func TestUnlicensedPanel(t *testing.T) {
 	if r := e.page(e.panelURL(site, issueKey)); r.status != http.StatusOK {
 		t.Fatalf("panel after the license came back: %s", r)
 	}
+	e.checklist(e.api(http.MethodPost, e.contextToken(site, issueKey), issueKey, "/items", map[string]string{"text": "licensed again"}), http.StatusCreated)
 }
 
 // TestConfluenceInstall: a Confluence site's base URL ends in /wiki. The

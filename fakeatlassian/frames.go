@@ -185,6 +185,17 @@ func (f *Fake) ContextToken(site *Site, appKey string, opts FrameOptions) (strin
 func (f *Fake) contextTokenLocked(s *siteState, a *appState, account string, ctx map[string]any) (string, error) {
 	claims := f.productClaims(s.info.ClientKey, contextQSH, contextTokenLifetime)
 	claims["sub"] = account
+	if a.desc.EnableLicensing {
+		// A licensed app's context says whether this site's license is
+		// active, as the product's does; the app cannot see the iframe's
+		// lic parameter on its browser-API calls.
+		withLicense := make(map[string]any, len(ctx)+1)
+		for k, v := range ctx {
+			withLicense[k] = v
+		}
+		withLicense["license"] = map[string]any{"active": a.license == "active"}
+		ctx = withLicense
+	}
 	claims["context"] = ctx
 	return signHS256(a.sharedSecret, claims)
 }
