@@ -128,7 +128,6 @@ func loadAsset(name, contentType string) asset {
 // Descriptor returns the app's atlassian-connect.json.
 func (*App) Descriptor() []byte { return descriptor }
 
-
 // Routes registers the panel, the browser API, the webhook and the static
 // files on s.
 func (a *App) Routes(s *server.Server) error {
