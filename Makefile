@@ -3,6 +3,8 @@
 GO        ?= go
 FUZZTIME  ?= 10s
 STATICCHECK_VERSION ?= v0.8.2
+# pebble: the local ACME server the HTTPS end-to-end tests get certificates from.
+PEBBLE_VERSION ?= v2.10.1
 
 .PHONY: dev test bench fuzz tools lint build
 
@@ -24,6 +26,7 @@ fuzz:
 
 tools:
 	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@command -v pebble >/dev/null 2>&1 || test -x "$$($(GO) env GOPATH)/bin/pebble" || $(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
 
 lint:
 	gofmt -l .

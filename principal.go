@@ -21,6 +21,9 @@ const (
 	TokenWebhook TokenKind = "webhook"
 	// TokenLifecycle: a lifecycle callback (signed install or shared secret).
 	TokenLifecycle TokenKind = "lifecycle"
+	// TokenForge: a Forge Invocation Token (RS256, Atlassian's JWKS) on a
+	// Forge remote, event or scheduled-trigger route.
+	TokenForge TokenKind = "forge"
 )
 
 // License values as Connect sends them in the `lic` parameter.
@@ -43,6 +46,12 @@ type Principal struct {
 	Context   json.RawMessage
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+
+	// Forge describes a Forge call (Kind TokenForge); nil otherwise.
+	// Installation is then the linked Connect tenant, or, for a site
+	// without one, a record with the Forge tenant key and no shared
+	// secret (see ForgeTenantKey).
+	Forge *ForgeContext
 
 	data *TenantData
 }

@@ -50,11 +50,13 @@ type Job struct {
 
 // QueueStats describe one queue, for health and metrics.
 type QueueStats struct {
-	Queue     string
-	Pending   int           // pending jobs, due or not
-	Running   int           // claimed jobs with a live lease
-	Dead      int           // jobs that gave up
-	OldestAge time.Duration // age of the oldest pending job; 0 when none
+	Queue   string
+	Pending int // pending jobs, due or not, and claimed jobs whose lease ran out
+	Running int // claimed jobs with a live lease
+	Dead    int // jobs that gave up
+	// OldestAge is how long the longest-waiting due job has been due
+	// (now minus its RunAt): the queue's lag. 0 when no job is due.
+	OldestAge time.Duration
 }
 
 // JobQueue is a durable queue kept in the Store, shared by every node:
@@ -71,7 +73,11 @@ type JobQueue interface {
 	// lease, marking them running and counting an attempt. Jobs whose lease
 	// ran out are due again.
 	Claim(ctx context.Context, queue string, max int, lease time.Duration) ([]Job, error)
-	// Complete marks a claimed job done.
+	// Complete marks a claimed job done and drops its payload; the row
+	// stays until PurgeJobs, so its DedupeKey keeps refusing duplicates.
+	//
+	// Complete, Retry and Bury act on running jobs only: for an unknown
+	// id they return ENOTFOUND, for a job in another state ECONFLICT.
 	Complete(ctx context.Context, id int64) error
 	// Retry puts a claimed job back as pending, due at runAt, recording
 	// errMsg.
@@ -83,6 +89,25 @@ type JobQueue interface {
 	// PurgeJobs removes done and dead jobs last updated before before,
 	// and returns how many it removed.
 	PurgeJobs(ctx context.Context, before time.Time) (int, error)
+}
+
+// JobFilter selects jobs to list. Zero fields select everything.
+type JobFilter struct {
+	Queue   string
+	State   JobState
+	AfterID int64 // only jobs with a greater id, for paging
+	Limit   int   // at most this many; <= 0 or above MaxListLimit means MaxListLimit
+}
+
+// JobAdmin is an optional JobQueue capability for operators: look at jobs
+// (dead letters above all) and give dead ones another chance. Both stores
+// implement it; `tenon jobs` uses it.
+type JobAdmin interface {
+	// Jobs lists jobs matching f in id order.
+	Jobs(ctx context.Context, f JobFilter) ([]Job, error)
+	// Requeue makes a dead job pending again, due now, with its attempts
+	// reset to zero. Other states give ECONFLICT, unknown ids ENOTFOUND.
+	Requeue(ctx context.Context, id int64) error
 }
 
 // TokenCache keeps short-lived bearer tokens (OAuth user tokens, Forge

@@ -59,6 +59,10 @@ func commands() []command {
 		{"dev", "run the app with a fake Atlassian on this machine, for development", runDev},
 		{"fake", "run the fake Atlassian alone, for testing apps in any language", runFake},
 		{"keygen", "create a key file for encrypting secrets at rest", runKeygen},
+		{"jobs", "list queued jobs and dead letters, retry dead ones", runJobs},
+		{"release", "switch the active release of a releases directory, or roll back", runRelease},
+		{"maintenance", "switch maintenance mode on or off for every node", runMaintenance},
+		{"notice", "set or clear the notice app pages show to every tenant or one", runNotice},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -113,7 +117,7 @@ func usage(w io.Writer, cmds []command) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'tenon <command> -h' for a command's flags.")

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -32,9 +33,22 @@ var serveSettings = []setting{
 	{"environment", "TENON_ENVIRONMENT", "production", "production, staging or development: picks the defaults of the two settings below."},
 	{"install-keys-url", "TENON_INSTALL_KEYS_URL", "", "Key server for signed installs. Default: Atlassian's for production and staging; required in development."},
 	{"allowed-hosts", "TENON_ALLOWED_HOSTS", "", "Comma-separated globs of product hosts allowed to install (one * is one DNS label). Default per environment."},
+	{"forge-app-id", "TENON_FORGE_APP_ID", "", "Forge app id (app.id of manifest.yml, ari:cloud:ecosystem::app/<uuid>) that Forge Invocation Tokens must be addressed to. Empty: Forge routes are off."},
+	{"forge-jwks-url", "TENON_FORGE_JWKS_URL", "", "JWKS of Forge Invocation Tokens. Default: Atlassian's for production and staging; required in development."},
 	{"secret-key-file", "TENON_SECRET_KEY_FILE", "", "File of AES-256 keys that encrypt shared secrets at rest (create with `tenon keygen`). Required."},
 	{"log-level", "TENON_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"shutdown-timeout", "TENON_SHUTDOWN_TIMEOUT", "20s", "How long in-flight requests may finish after SIGTERM."},
+	{"job-workers", "TENON_JOB_WORKERS", "4", "How many queued jobs (webhooks, events) this node processes at once; 0: it only accepts and queues them, other nodes process."},
+	{"job-poll", "TENON_JOB_POLL", "1s", "How often the job runner looks for due jobs (retries, jobs queued by other nodes); local webhooks wake it at once."},
+	{"drain-delay", "TENON_DRAIN_DELAY", "5s", "After SIGTERM, how long the server keeps serving with readiness failing, so load balancers stop sending before it closes its listeners. 0 on a single node."},
+	{"pid-file", "TENON_PID_FILE", "", "File the serving process writes its PID to once ready; it follows in-place upgrades (SIGHUP)."},
+	{"domains", "TENON_DOMAINS", "", "Comma-separated DNS names to serve HTTPS for, with certificates obtained and renewed automatically (ACME). Empty: plain HTTP on --addr, for running behind a proxy that terminates TLS."},
+	{"acme-ca", "TENON_ACME_CA", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL of the certificate authority (with --domains)."},
+	{"acme-ca-roots", "TENON_ACME_CA_ROOTS", "", "PEM file of root certificates trusted for the ACME directory's own HTTPS, for a private CA. Default: the system's."},
+	{"acme-email", "TENON_ACME_EMAIL", "", "Contact address given to the certificate authority, for expiry notices."},
+	{"http-addr", "TENON_HTTP_ADDR", ":80", "With --domains: plain-HTTP listener that answers HTTP-01 challenges and redirects to HTTPS; off disables it."},
+	{"admin-addr", "TENON_ADMIN_ADDR", "127.0.0.1:9090", "Admin listener for /metrics, /livez and /readyz with details; keep it on loopback or a private network; off disables it."},
+	{"trusted-proxies", "TENON_TRUSTED_PROXIES", "", "Comma-separated addresses or networks (CIDR) of the proxies in front of the app; only their X-Forwarded-For/-Proto/-Host headers are believed."},
 }
 
 // Config is the resolved configuration of a serve command.
@@ -48,6 +62,29 @@ type Config struct {
 	SecretKeyFile   string
 	LogLevel        string
 	ShutdownTimeout time.Duration
+	DrainDelay      time.Duration
+	PIDFile         string
+
+	// JobWorkers is jobs.Options.Workers: 0 means the default, negative
+	// none (the setting's 0).
+	JobWorkers int
+	// JobPoll is jobs.Options.PollInterval; 0 means the default.
+	JobPoll time.Duration
+	// Network edge (see listeners.go). With Domains, Addr serves HTTPS
+	// and HTTPAddr answers ACME challenges and redirects; AdminAddr and
+	// HTTPAddr are "" when off.
+	Domains        []string
+	ACMECA         string
+	ACMECARoots    string
+	ACMEEmail      string
+	HTTPAddr       string
+	AdminAddr      string
+	TrustedProxies []string
+
+	// ForgeAppID and ForgeJWKSURL configure Forge Remote (see cli/forge.go).
+	ForgeAppID   string
+	ForgeJWKSURL string
+
 	// AllJSURL overrides where pages load the AP library from. It is not
 	// a setting: production always uses Atlassian's CDN; `tenon dev` sets
 	// it to the fake product's copy.
@@ -201,6 +238,18 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 		add("--shutdown-timeout / TENON_SHUTDOWN_TIMEOUT must be a duration such as 20s")
 	}
 	c.ShutdownTimeout = d
+	if c.JobWorkers, err = strconv.Atoi(vals["job-workers"]); err != nil || c.JobWorkers < 0 || c.JobWorkers > 1000 {
+		add("--job-workers / TENON_JOB_WORKERS must be a number from 0 to 1000")
+	} else if c.JobWorkers == 0 {
+		c.JobWorkers = -1 // this node only queues; other nodes process
+	}
+	if c.JobPoll, err = time.ParseDuration(vals["job-poll"]); err != nil || c.JobPoll <= 0 {
+		add("--job-poll / TENON_JOB_POLL must be a positive duration such as 1s")
+	}
+	if c.DrainDelay, err = time.ParseDuration(vals["drain-delay"]); err != nil || c.DrainDelay < 0 {
+		add("--drain-delay / TENON_DRAIN_DELAY must be a duration such as 5s, or 0")
+	}
+	c.PIDFile = vals["pid-file"]
 
 	switch c.Environment {
 	case "production", "staging", "development":
@@ -237,6 +286,8 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 	} else if c.Environment == "development" {
 		add("set --install-keys-url / TENON_INSTALL_KEYS_URL: development has no default key server (point it at the fake Atlassian's key server)")
 	}
+	parseEdgeSettings(c, vals, src, add)
+	parseForgeSettings(c, vals, add)
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
 	}

@@ -12,7 +12,11 @@ import (
 
 	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/connectjwt"
+	"github.com/tenon-dev/tenon/forge"
+	"github.com/tenon-dev/tenon/health"
+	"github.com/tenon-dev/tenon/jobs"
 	"github.com/tenon-dev/tenon/keyring"
+	"github.com/tenon-dev/tenon/metrics"
 	"github.com/tenon-dev/tenon/postgres"
 	"github.com/tenon-dev/tenon/server"
 	"github.com/tenon-dev/tenon/sqlite"
@@ -29,6 +33,11 @@ func runServe(ctx context.Context, env Env, app App, args []string) error {
 		return err
 	}
 	defer b.Close()
+	proc, err := startProcess(b) // SIGHUP upgrades, draining, PID file: upgrade.go
+	if err != nil {
+		return err
+	}
+	defer proc.close()
 	return b.Serve(ctx)
 }
 
@@ -45,6 +54,15 @@ type Backend struct {
 	Store  tenon.Store
 	Server *server.Server
 	Logger *slog.Logger
+	// Health, Metrics, Admin and Listen: the network edge, see listeners.go.
+	Health  *health.Checker
+	Metrics *metrics.Metrics
+	Admin   *http.ServeMux
+	Listen  func(network, addr string) (net.Listener, error)
+	// ForgeKeys is the Forge JWKS cache; nil when Forge is off.
+	ForgeKeys *forge.JWKS
+
+	proc *process // set by the serve command; nil in dev and tests
 }
 
 // Open opens the store, the key ring and the install key server, and
@@ -59,6 +77,7 @@ func Open(ctx context.Context, cfg *Config, app App, logger *slog.Logger) (*Back
 		return nil, err
 	}
 	b := &Backend{Config: cfg, Store: store, Logger: logger}
+	b.initObservability()
 	if err := b.build(app); err != nil {
 		store.Close()
 		return nil, err
@@ -99,6 +118,14 @@ func (b *Backend) build(app App) error {
 		AllJSURL:     cfg.AllJSURL,
 		Logger:       b.Logger,
 		Now:          time.Now,
+		Observer:     b.Metrics,
+		Jobs:         jobs.Options{Workers: cfg.JobWorkers, PollInterval: cfg.JobPoll, StopGrace: cfg.ShutdownTimeout},
+	}
+	if b.ForgeKeys, err = forgeKeys(cfg, envName, b); err != nil {
+		return err
+	}
+	if b.ForgeKeys != nil {
+		sc.ForgeAppID, sc.ForgeKeys = cfg.ForgeAppID, b.ForgeKeys
 	}
 	if h, ok := app.(HookedApp); ok {
 		sc.Hooks = h.Hooks()
@@ -134,7 +161,7 @@ func openStore(ctx context.Context, dsn string, box tenon.SecretBox, logger *slo
 // Serve listens on the configured address and serves until ctx ends, then
 // shuts down gracefully within the configured timeout.
 func (b *Backend) Serve(ctx context.Context) error {
-	ln, err := net.Listen("tcp", b.Config.Addr)
+	ln, err := b.listen(b.Config.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", b.Config.Addr, err)
 	}
@@ -144,28 +171,36 @@ func (b *Backend) Serve(ctx context.Context) error {
 // ServeListener serves on ln until ctx ends.
 func (b *Backend) ServeListener(ctx context.Context, ln net.Listener) error {
 	hs := b.Server.NewHTTPServer(ln.Addr().String())
-	// Follow installation changes made by other nodes (PostgreSQL); a
-	// store without change events returns at once and the cache TTL
-	// bounds staleness.
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
+	ln, stopEdge, err := b.startEdge(ctx, hs, ln)
+	if err != nil {
+		return err
+	}
+	defer stopEdge()
+	// Background work — the installation watch (PostgreSQL) and the job
+	// runner that processes queued webhooks — runs until HTTP has shut
+	// down, so nothing acknowledged during the shutdown waits for the
+	// next start; running jobs then get their grace (Jobs.StopGrace).
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	ran := make(chan struct{})
 	go func() {
-		if err := b.Server.Watch(watchCtx); err != nil && watchCtx.Err() == nil {
-			b.Logger.Error("installation watch stopped", "err", err)
-		}
+		defer close(ran)
+		_ = b.Server.Run(runCtx)
+	}()
+	go b.runForgeKeys(runCtx)
+	defer func() {
+		stopRun()
+		<-ran
 	}()
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	drain := b.newDrainer(ctx, hs, ln) // see upgrade.go
+	go func() { errc <- drain.serve() }()
 	b.Logger.Info("serving", "addr", ln.Addr().String(), "base_url", b.Config.BaseURL, "environment", b.Config.Environment)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+	case <-drain.serving(ctx): // ctx ended, or a new process took over
 	}
-	b.Logger.Info("shutting down", "timeout", b.Config.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), b.Config.ShutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	if err := drain.stop(); err != nil {
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

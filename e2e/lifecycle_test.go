@@ -107,6 +107,14 @@ func TestLifecycle(t *testing.T) {
 	if len(hooks) != 1 || hooks[0].Status != http.StatusNoContent || hooks[0].App != e.appKey || !strings.Contains(hooks[0].URL, "issueKey="+issueKey) {
 		t.Fatalf("want one jira:issue_deleted delivery for %s answered 204; got %+v", issueKey, hooks)
 	}
+	// The app stored the event before answering and processes it on its
+	// job runner: wait, within a bound, for that to happen.
+	for deadline := time.Now().Add(15 * time.Second); storedValues(t, e, site, "Ship it") != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the queued webhook was not processed within 15s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if c := e.checklist(e.api(http.MethodGet, tok, issueKey, "", nil), http.StatusOK); len(c.Items) != 0 {
 		t.Fatalf("the checklist of the deleted issue still has items: %v", itemTexts(c))
 	}

@@ -49,6 +49,8 @@
 //	/s/<site>/wiki/rest/...                 Confluence REST
 //	/s/<site>/browse/<KEY>                  issue view with the apps' issue modules
 //	/s/<site>[/wiki]/plugins/servlet/ac/<app>/<module>   a page module
+//	/forge/.well-known/jwks.json            keys of Forge Invocation Tokens (ForgeJWKSURL)
+//	/ex/<product>/<cloudId>/rest/...        api.atlassian.com-style REST for Forge tokens
 //	/_fake/...                              control API
 //
 // Knobs (SetLatency, FailNext, RateLimitNext, SetOutage) make the REST API

@@ -89,6 +89,8 @@ type Fake struct {
 	knobs     knobs
 
 	hooks webhookQueue
+
+	forge forgeState // Forge Remote (forge.go); guarded by mu
 }
 
 // New returns a Fake configured by opts. It serves nothing until Start is
@@ -125,6 +127,7 @@ func New(opts Options) *Fake {
 		f.maxCalls = 10000
 	}
 	f.hooks.init()
+	f.forgeInit()
 	f.buildRESTRouters()
 	f.handler = f.routes()
 	return f
@@ -249,6 +252,7 @@ func (f *Fake) routes() http.Handler {
 	mux.HandleFunc("/s/{site}", f.serveSite)
 	mux.HandleFunc("/s/{site}/{rest...}", f.serveSite)
 	f.controlRoutes(mux)
+	f.forgeRoutes(mux)
 	return f.recordCalls(mux)
 }
 

@@ -1,24 +1,43 @@
 // Package hostclient makes the calls an app backend sends to the product
-// (Jira, Confluence, ...) of one of its tenants, signed as the app: an
-// HS256 Connect JWT whose qsh binds it to the one request it travels with.
+// (Jira, Confluence, ...) of one of its tenants: signed as the app (an
+// HS256 Connect JWT whose qsh binds it to the one request it travels
+// with) or as a user (an OAuth 2.0 bearer token from the JWT-bearer grant,
+// for apps with the ACT_AS_USER scope), and protected against slow,
+// restarting and rate-limiting sites.
 //
-// The client refuses to sign anything but a request to the tenant's own
-// baseUrl origin. Paths are given relative to the tenant's baseUrl, so
-// callers never build URLs, and a path that could point elsewhere
-// ("//evil.example", "https://...", dot segments) is rejected before a
-// token exists. Redirects never carry the token: one that stays on the
-// origin is followed without it, one that leaves the origin or changes the
-// scheme is not followed at all and comes back to the caller as the 3xx
-// response it is.
+// A Client is made once per process. AsApp and AsUser bind it to one
+// tenant; the Tenant's GetJSON, SendJSON and Do take paths relative to the
+// tenant's baseUrl, and its HTTPClient is an *http.Client that signs every
+// request, for Go client libraries of the Jira and Confluence APIs.
 //
-// Not here yet, by design of this version:
-//   - Acting as a user (scope ACT_AS_USER, the OAuth 2.0 JWT-bearer grant
-//     that exchanges an assertion for a bearer token per tenant and
-//     account). Every call is made as the app.
-//   - Retries, back-off and circuit breakers. A 429 or 503 is reported as
-//     tenon.EUNAVAILABLE with the product's Retry-After in the *APIError;
-//     deciding whether to retry is the caller's, and only idempotent calls
-//     should be.
+// # Only the tenant's own origin
+//
+// A Tenant signs nothing but requests to its tenant's baseUrl origin,
+// under its base path (e.g. /wiki); anything else is refused before a
+// token exists. Paths given to Do are checked the same way ("//evil.example",
+// "https://...", dot segments are refused). Redirects never carry a
+// credential: one that stays on the origin is followed without it, one
+// that leaves the origin or changes the scheme is not followed at all and
+// comes back to the caller as the 3xx response it is.
+//
+// # Resilience
+//
+// Every request goes through a Resilience (see its documentation):
+// deadlines that fit inside the caller's, retries of idempotent calls with
+// back-off and jitter that honour Retry-After, a retry budget, a circuit
+// breaker and a concurrency limit per tenant site. The type is exported for
+// the clients of other APIs to reuse, such as calls to api.atlassian.com
+// whose sites share one host (see WithTarget).
+//
+// # Errors
+//
+// Failures carry a tenon code for the handler to pass on (EUNAVAILABLE,
+// EUNAUTHORIZED, ENOTFOUND, ...) and typed causes to act on with
+// errors.As / errors.Is: *RateLimitedError (ErrRateLimited, with the time
+// the site allows calls again), *UnavailableError (ErrUnavailable,
+// ErrBreakerOpen), *APIError (any non-2xx answer; ErrUnauthorized for a
+// 401) and *TokenError (the authorization server refused a user token;
+// ErrUnauthorized).
 package hostclient
 
 import (
@@ -28,6 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -35,19 +55,19 @@ import (
 	"time"
 
 	"github.com/tenon-dev/tenon"
-	"github.com/tenon-dev/tenon/connectjwt"
-	"github.com/tenon-dev/tenon/qsh"
 )
 
 // Defaults of Options.
 const (
-	// DefaultTimeout bounds one call, redirects and reading the body
-	// included, when the HTTP client has no timeout of its own.
+	// DefaultTimeout bounds one call, retries, redirects and reading the
+	// body included, when Options.HTTPClient has no timeout of its own. A
+	// caller's context with an earlier deadline ends the call earlier.
 	DefaultTimeout = 30 * time.Second
 	// DefaultMaxResponseBytes bounds a response body. Jira search results
 	// with many fields run to a few MiB; anything far beyond is a mistake.
 	DefaultMaxResponseBytes = 16 << 20
-	// DefaultUserAgent names the client to the product.
+	// DefaultUserAgent names the client to the product; the app key is
+	// appended, so the product's operators can tell apps apart.
 	DefaultUserAgent = "tenon-hostclient"
 	// TokenLifetime is how long a signed token is valid: long enough for
 	// a slow call, short enough that a leaked token is soon useless.
@@ -64,57 +84,103 @@ var ErrResponseTooLarge = errors.New("hostclient: the product's response is larg
 
 // Options configure a Client. The zero value is usable.
 type Options struct {
-	// HTTPClient sends the requests. It is copied: the copy always gets
-	// the client's redirect policy (CheckRedirect is replaced), no cookie
-	// jar, and DefaultTimeout when its Timeout is zero. Default: a client
-	// on http.DefaultTransport.
+	// HTTPClient provides the transport (default http.DefaultTransport)
+	// and, when set, the overall timeout of a call (default
+	// DefaultTimeout). Its cookie jar and redirect policy are not used:
+	// the client has its own.
 	HTTPClient *http.Client
 	// Now is the clock for token times. Default time.Now.
 	Now func() time.Time
-	// UserAgent is sent with every request. Default DefaultUserAgent.
+	// UserAgent is sent with every request. Default DefaultUserAgent
+	// followed by the app key.
 	UserAgent string
-	// MaxResponseBytes bounds every response body. Default
-	// DefaultMaxResponseBytes.
+	// MaxResponseBytes bounds every response body read through Do,
+	// GetJSON and SendJSON. Default DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+
+	// Policy configures retries, breakers and limits; see Resilience. Its
+	// Timeout defaults to the HTTPClient's, its Now to Now. Ignored when
+	// Resilience is set.
+	Policy Policy
+	// Resilience, when set, is used instead of one built from Policy, so
+	// that several clients share their view of each site.
+	Resilience *Resilience
+
+	// Tokens caches user tokens (AsUser). Pass the Store — both tenon
+	// stores implement tenon.TokenCache — so that tokens survive restarts
+	// and nodes share them. Default: a cache in this process only.
+	Tokens tenon.TokenCache
+	// AuthServerURL is the OAuth 2.0 authorization server of the
+	// JWT-bearer grant: https, or http on a loopback address for tests.
+	// Default DefaultAuthServerURL.
+	AuthServerURL string
+	// TokenRefreshBefore is how long before its expiry a user token is
+	// replaced, so a token never expires on its way. Default 60 s.
+	TokenRefreshBefore time.Duration
+	// TokenTimeout bounds one token request. Default 10 s.
+	TokenTimeout time.Duration
+	// Logger receives failures of the token cache (never tokens). Default:
+	// discard.
+	Logger *slog.Logger
 }
 
 // Client signs and sends calls to the products of any tenant of one app.
 // It is safe for concurrent use.
 type Client struct {
 	appKey    string
-	http      *http.Client
 	now       func() time.Time
 	userAgent string
 	maxBytes  int64
+	timeout   time.Duration
+	res       *Resilience
+	rt        http.RoundTripper // res around the base transport
+	users     *userTokens
 }
 
 // New returns a client for the app with the descriptor key appKey, the
 // `iss` of every token it signs.
 func New(appKey string, opts Options) *Client {
-	hc := &http.Client{}
-	if opts.HTTPClient != nil {
-		*hc = *opts.HTTPClient
+	var base http.RoundTripper = http.DefaultTransport
+	timeout := DefaultTimeout
+	if hc := opts.HTTPClient; hc != nil {
+		if hc.Transport != nil {
+			base = hc.Transport
+		}
+		if hc.Timeout > 0 {
+			timeout = hc.Timeout
+		}
 	}
-	hc.Jar = nil // server-to-server calls have no use for cookies, and must not mix tenants'
-	hc.CheckRedirect = checkRedirect
-	if hc.Timeout <= 0 {
-		hc.Timeout = DefaultTimeout
-	}
-	c := &Client{appKey: appKey, http: hc, now: opts.Now, userAgent: opts.UserAgent, maxBytes: opts.MaxResponseBytes}
+	c := &Client{appKey: appKey, now: opts.Now, userAgent: opts.UserAgent, maxBytes: opts.MaxResponseBytes, timeout: timeout}
 	if c.now == nil {
 		c.now = time.Now
 	}
 	if c.userAgent == "" {
-		c.userAgent = DefaultUserAgent
+		c.userAgent = DefaultUserAgent + " " + appKey
 	}
 	if c.maxBytes <= 0 {
 		c.maxBytes = DefaultMaxResponseBytes
 	}
+	c.res = opts.Resilience
+	if c.res == nil {
+		p := opts.Policy
+		if p.Timeout <= 0 {
+			p.Timeout = timeout
+		}
+		if p.Now == nil {
+			p.Now = c.now
+		}
+		c.res = NewResilience(p)
+	}
+	c.rt = c.res.Wrap(base)
+	c.users = newUserTokens(c, opts)
 	return c
 }
 
+// Resilience returns the client's Resilience, to inspect site states.
+func (c *Client) Resilience() *Resilience { return c.res }
+
 // checkRedirect follows a redirect only while it stays on the origin of the
-// first request, and strips the token from it: the token's qsh covers the
+// first request, and strips the credential from it: a JWT's qsh covers the
 // first request alone, and a product that redirects elsewhere must not
 // receive a credential meant for itself.
 func checkRedirect(req *http.Request, via []*http.Request) error {
@@ -129,15 +195,22 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// Tenant makes calls to one tenant's product as the app. Get one from
-// Client.AsApp; it is safe for concurrent use.
+// Tenant makes calls to one tenant's product, as the app or as one user.
+// Get one from Client.AsApp or Client.AsUser; it is safe for concurrent
+// use.
 type Tenant struct {
 	c         *Client
 	clientKey string
+	product   string
 	secret    []byte
 	origin    *url.URL // scheme and host of the tenant's baseUrl
 	basePath  string   // path of the tenant's baseUrl without trailing '/', e.g. "/wiki"
-	err       error    // why this tenant cannot be called, reported by every call
+	baseURL   string   // the baseUrl as installed: the `tnt` of user assertions
+	site      string   // Target.Site: origin + base path
+	oauthID   string   // the installation's oauthClientId
+	user      *userAuth
+	hc        *http.Client
+	err       error // why this tenant cannot be called, reported by every call
 }
 
 // AsApp returns the tenant of in, whose calls are signed with its shared
@@ -147,6 +220,10 @@ type Tenant struct {
 // gives a Tenant whose every call fails with that reason.
 func (c *Client) AsApp(in *tenon.Installation) *Tenant {
 	t := &Tenant{c: c}
+	// No Timeout on the http.Client: the Resilience gives every request
+	// the deadline (Policy.Timeout, from the same setting), which costs a
+	// timer instead of the client's watchdog goroutine per request.
+	t.hc = &http.Client{Transport: &tenantTransport{t: t}, CheckRedirect: checkRedirect}
 	if in == nil {
 		t.err = errors.New("hostclient: no installation")
 		return t
@@ -173,25 +250,52 @@ func (c *Client) AsApp(in *tenon.Installation) *Tenant {
 	t.secret = []byte(in.SharedSecret)
 	t.origin = &url.URL{Scheme: base.Scheme, Host: base.Host}
 	t.basePath = strings.TrimRight(base.EscapedPath(), "/")
+	t.baseURL = in.BaseURL
+	t.site = base.Scheme + "://" + strings.ToLower(base.Host) + t.basePath
+	t.product = in.ProductType
+	t.oauthID = in.OAuthClientID
 	return t
 }
 
 // ClientKey returns the tenant's clientKey.
 func (t *Tenant) ClientKey() string { return t.clientKey }
 
-// Do sends one request signed as the app. path is relative to the tenant's
-// baseUrl and may carry a query: "/rest/api/3/issue/PROJ-1?fields=summary"
-// (on Confluence, whose baseUrl ends in /wiki, "/rest/api/content/123").
-// It must already be percent-encoded as it should go on the wire
-// (url.PathEscape each variable segment, url.Values.Encode the query);
-// anything that would make it leave the tenant's origin is refused.
+// BaseURL returns the URL a client library should put in front of API
+// paths: the tenant's origin and base path, without a trailing '/'.
+// It is "" for a tenant that cannot be called.
+func (t *Tenant) BaseURL() string {
+	if t.err != nil {
+		return ""
+	}
+	return t.origin.String() + t.basePath
+}
+
+// HTTPClient returns an *http.Client whose requests are signed for this
+// tenant and sent under the client's Resilience, for Go client libraries
+// of the product APIs that accept one. Point the library at BaseURL.
+// Requests to any other origin, or outside the base path, fail without
+// being sent; redirects follow the package rules. The client has the
+// deadline of the Client (Options.HTTPClient's timeout, per request), and
+// no cookie jar.
+func (t *Tenant) HTTPClient() *http.Client { return t.hc }
+
+// Do sends one request signed for the tenant. path is relative to the
+// tenant's baseUrl and may carry a query:
+// "/rest/api/3/issue/PROJ-1?fields=summary" (on Confluence, whose baseUrl
+// ends in /wiki, "/rest/api/content/123"). It must already be
+// percent-encoded as it should go on the wire (url.PathEscape each
+// variable segment, url.Values.Encode the query); anything that would make
+// it leave the tenant's origin is refused.
 //
 // hdr is added to the request, except Authorization, which is always the
-// client's own. GET and HEAD take no body. The response is returned for any
-// status, like http.Client.Do; its body is limited to
-// Options.MaxResponseBytes and must be closed. A redirect to another
-// origin or scheme is returned as is, not followed. Transport failures are
-// tenon.EUNAVAILABLE.
+// client's own. GET and HEAD take no body; a body that should be resent on
+// a retry must be a *bytes.Reader, *bytes.Buffer or *strings.Reader. The
+// response is returned for any status, like http.Client.Do, after the
+// Resilience's retries; its body is limited to Options.MaxResponseBytes
+// and must be closed. A redirect to another origin or scheme is returned
+// as is, not followed. Failures without an answer are tenon.EUNAVAILABLE
+// (with a *RateLimitedError or *UnavailableError in the chain), or
+// EUNAUTHORIZED when the app may not act as the user.
 func (t *Tenant) Do(ctx context.Context, method, path string, body io.Reader, hdr http.Header) (*http.Response, error) {
 	if t.err != nil {
 		return nil, t.err
@@ -209,7 +313,7 @@ func (t *Tenant) Do(ctx context.Context, method, path string, body io.Reader, hd
 	u := &url.URL{Scheme: t.origin.Scheme, Host: t.origin.Host, RawQuery: rawQuery}
 	fullPath := t.basePath + rawPath
 	// Path and RawPath together make the client send fullPath byte for
-	// byte, the very path the qsh below covers.
+	// byte, the very path the qsh covers.
 	if u.Path, err = url.PathUnescape(fullPath); err != nil {
 		return nil, fmt.Errorf("hostclient: %s %s: the path has a malformed escape: %w", method, rawPath, err)
 	}
@@ -217,41 +321,61 @@ func (t *Tenant) Do(ctx context.Context, method, path string, body io.Reader, hd
 	if u.EscapedPath() != fullPath {
 		return nil, fmt.Errorf("hostclient: %s %s: the path must be percent-encoded (url.PathEscape each segment)", method, rawPath)
 	}
-
-	now := t.c.now()
-	token, err := connectjwt.SignHS256(connectjwt.Claims{
-		Issuer:    t.c.appKey,
-		IssuedAt:  now.Unix(),
-		ExpiresAt: now.Add(TokenLifetime).Unix(),
-		QSH:       qsh.Hash(method, fullPath, rawQuery, t.basePath),
-	}, t.secret)
-	if err != nil {
-		return nil, fmt.Errorf("hostclient: signing %s %s for tenant %q: %w", method, rawPath, t.clientKey, err)
+	// One deadline for the whole call, redirects and reading the body
+	// included; it ends when the body is closed.
+	cancel := context.CancelFunc(func() {})
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > t.c.timeout {
+		ctx, cancel = context.WithTimeout(ctx, t.c.timeout)
 	}
-
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	// The URL is set, not parsed: it is exactly the one built above.
+	req, err := http.NewRequestWithContext(ctx, method, "", body)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("hostclient: %s %s: %w", method, rawPath, err)
 	}
-	// NewRequest reparses the URL; pin the exact one built above.
-	req.URL = u
+	req.URL, req.Host = u, u.Host
 	for k, vs := range hdr {
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
 	}
-	req.Header.Set("Authorization", "JWT "+token)
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", t.c.userAgent)
-	}
-
-	resp, err := t.c.http.Do(req)
+	resp, err := t.hc.Do(req)
 	if err != nil {
-		return nil, tenon.WrapError(tenon.EUNAVAILABLE, "The product could not be reached.",
-			fmt.Errorf("hostclient: %s %s on tenant %q: %w", method, rawPath, t.clientKey, err))
+		cancel()
+		return nil, t.callError(method, rawPath, err)
 	}
-	resp.Body = &limitedBody{rc: resp.Body, left: t.c.maxBytes}
+	resp.Body = &limitedBody{rc: resp.Body, left: t.c.maxBytes, cancel: cancel}
 	return resp, nil
+}
+
+// callError gives a failure without an answer its tenon code. The
+// *url.Error of http.Client is dropped: its URL carries the query, which
+// can hold user data and stays out of errors and logs.
+func (t *Tenant) callError(method, rawPath string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	err = fmt.Errorf("hostclient: %s %s on tenant %q: %w", method, rawPath, t.clientKey, err)
+	var (
+		rf  *refusedError
+		rl  *RateLimitedError
+		tok *TokenError
+		un  *UnavailableError
+	)
+	switch {
+	case errors.As(err, &rf):
+		return err
+	case errors.As(err, &rl):
+		return tenon.WrapError(tenon.EUNAVAILABLE, "The product is rate limiting the app; try again later.", err)
+	case errors.As(err, &tok) && errors.Is(tok, ErrUnauthorized):
+		return tenon.WrapError(tenon.EUNAUTHORIZED, "The product did not let the app act as this user.", err)
+	case errors.As(err, &un) && un.Reason == ReasonBreakerOpen:
+		return tenon.WrapError(tenon.EUNAVAILABLE, "The product is unavailable; try again later.", err)
+	case errors.As(err, &un) && (un.Reason == ReasonTimeout || un.Reason == ReasonBusy):
+		return tenon.WrapError(tenon.EUNAVAILABLE, "The product did not answer in time.", err)
+	}
+	return tenon.WrapError(tenon.EUNAVAILABLE, "The product could not be reached.", err)
 }
 
 // GetJSON fetches path and decodes its JSON body into v (nil discards it).
@@ -266,8 +390,10 @@ func (t *Tenant) GetJSON(ctx context.Context, path string, v any) error {
 // A non-2xx status returns a *tenon.Error whose cause is an *APIError
 // (reach it with errors.As), with the code a handler can pass on:
 // 400/422 EINVALID, 401 EUNAUTHORIZED, 403 EFORBIDDEN, 404 ENOTFOUND,
-// 409 ECONFLICT, 429 and 5xx EUNAVAILABLE, anything else EINTERNAL. The
-// message names the product's answer, never its body.
+// 409 ECONFLICT, 429 and 5xx EUNAVAILABLE, anything else EINTERNAL. A 429
+// also carries a *RateLimitedError and a 5xx an *UnavailableError, both
+// with the time the product asked to wait for. The message names the
+// product's answer, never its body.
 func (t *Tenant) SendJSON(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	hdr := http.Header{"Accept": {"application/json"}}
@@ -327,8 +453,14 @@ func (e *APIError) Error() string {
 	return s
 }
 
+// Is makes errors.Is(err, ErrUnauthorized) true for a 401.
+func (e *APIError) Is(target error) bool {
+	return target == ErrUnauthorized && e.Status == http.StatusUnauthorized
+}
+
 // errorFor builds the error of a non-2xx response and drains its body.
 func (t *Tenant) errorFor(method, path string, resp *http.Response) error {
+	now := t.c.res.p.Now() // the clock that decides waits decides "until"
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, excerptBytes))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	ae := &APIError{
@@ -336,7 +468,12 @@ func (t *Tenant) errorFor(method, path string, resp *http.Response) error {
 		Path:       pathOnly(path),
 		Status:     resp.StatusCode,
 		Body:       strings.ToValidUTF8(strings.TrimSpace(string(excerpt)), "\uFFFD"),
-		RetryAfter: retryAfter(resp.Header, t.c.now()),
+		RetryAfter: retryAfter(resp.Header, now),
+	}
+	var cause error = ae
+	var until time.Time
+	if ae.RetryAfter > 0 {
+		until = now.Add(ae.RetryAfter)
 	}
 	code, msg := tenon.EINTERNAL, "The product answered with an unexpected status."
 	switch s := resp.StatusCode; {
@@ -352,12 +489,14 @@ func (t *Tenant) errorFor(method, path string, resp *http.Response) error {
 		code, msg = tenon.ECONFLICT, "The product reported a conflict."
 	case s == http.StatusTooManyRequests:
 		code, msg = tenon.EUNAVAILABLE, "The product is rate limiting the app; try again later."
+		cause = &RateLimitedError{Site: t.site, Until: until, Reason: resp.Header.Get("RateLimit-Reason"), Err: ae}
 	case s >= 500:
 		code, msg = tenon.EUNAVAILABLE, "The product is unavailable; try again later."
+		cause = &UnavailableError{Site: t.site, Reason: ReasonStatus, Until: until, Err: ae}
 	case s >= 300 && s < 400:
 		msg = "The product redirected the request elsewhere."
 	}
-	return tenon.WrapError(code, msg, ae)
+	return tenon.WrapError(code, msg, cause)
 }
 
 // retryAfter reads Retry-After (seconds or an HTTP date) and, failing
@@ -433,8 +572,9 @@ func validMethod(m string) bool {
 // limitedBody fails a read that goes past the limit instead of silently
 // truncating, so a decoder never mistakes a cut-off body for a whole one.
 type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
+	rc     io.ReadCloser
+	left   int64
+	cancel context.CancelFunc // ends the call's deadline
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -455,4 +595,8 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *limitedBody) Close() error { return b.rc.Close() }
+func (b *limitedBody) Close() error {
+	err := b.rc.Close()
+	b.cancel()
+	return err
+}

@@ -113,12 +113,23 @@ func verify(r *http.Request, basePath string) (connectjwt.Claims, error) {
 	return tok.Claims, nil
 }
 
+// newClient returns a client on the test clock whose waits between
+// attempts return at once.
 func newClient(opts hostclient.Options) *hostclient.Client {
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return testNow }
 	}
+	if opts.Policy.Now == nil {
+		opts.Policy.Now = opts.Now
+	}
+	if opts.Policy.Sleep == nil {
+		opts.Policy.Sleep = noSleep
+	}
 	return hostclient.New(appKey, opts)
 }
+
+// noSleep is a Policy.Sleep that does not wait.
+func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
 func TestSignedRequestVerifies(t *testing.T) {
 	tests := []struct {
@@ -236,7 +247,7 @@ func TestHeaders(t *testing.T) {
 		t.Fatalf("Do: %v", err)
 	}
 	resp.Body.Close()
-	if ua.Load() != hostclient.DefaultUserAgent || custom.Load() != "yes" {
+	if ua.Load() != hostclient.DefaultUserAgent+" "+appKey || custom.Load() != "yes" {
 		t.Errorf("User-Agent %q, X-Custom %q", ua.Load(), custom.Load())
 	}
 	if a, _ := auth.Load().(string); !strings.HasPrefix(a, "JWT ") {
@@ -379,25 +390,31 @@ func TestSameOriginRedirectDropsAuthorization(t *testing.T) {
 	}
 }
 
+// TestErrorMapping: every status becomes the tenon code a handler passes
+// on, with typed causes to act on. GETs are retried where the status says
+// the product may answer differently later, and only then.
 func TestErrorMapping(t *testing.T) {
 	tests := []struct {
-		status     int
-		header     http.Header
-		wantCode   string
-		wantRetry  time.Duration
-		wantInBody string
+		status       int
+		header       http.Header
+		wantCode     string
+		wantRetry    time.Duration
+		wantInBody   string
+		wantAttempts int
 	}{
-		{400, nil, tenon.EINVALID, 0, "errorMessages"},
-		{401, nil, tenon.EUNAUTHORIZED, 0, ""},
-		{403, nil, tenon.EFORBIDDEN, 0, ""},
-		{404, nil, tenon.ENOTFOUND, 0, "errorMessages"},
-		{409, nil, tenon.ECONFLICT, 0, ""},
-		{405, nil, tenon.EINTERNAL, 0, ""},
-		{429, http.Header{"Retry-After": {"7"}}, tenon.EUNAVAILABLE, 7 * time.Second, ""},
-		{429, http.Header{"X-Ratelimit-Reset": {testNow.Add(90 * time.Second).Format(time.RFC3339)}}, tenon.EUNAVAILABLE, 90 * time.Second, ""},
-		{503, http.Header{"Retry-After": {testNow.Add(2 * time.Minute).Format(http.TimeFormat)}}, tenon.EUNAVAILABLE, 2 * time.Minute, ""},
-		{503, http.Header{"Retry-After": {"soon"}}, tenon.EUNAVAILABLE, 0, ""},
-		{500, nil, tenon.EUNAVAILABLE, 0, ""},
+		{400, nil, tenon.EINVALID, 0, "errorMessages", 1},
+		{401, nil, tenon.EUNAUTHORIZED, 0, "", 1},
+		{403, nil, tenon.EFORBIDDEN, 0, "", 1},
+		{404, nil, tenon.ENOTFOUND, 0, "errorMessages", 1},
+		{409, nil, tenon.ECONFLICT, 0, "", 1},
+		{405, nil, tenon.EINTERNAL, 0, "", 1},
+		{429, http.Header{"Retry-After": {"7"}, "Ratelimit-Reason": {"jira-quota-global-based"}}, tenon.EUNAVAILABLE, 7 * time.Second, "", 3},
+		// Longer than Policy.MaxRetryAfter: not waited for.
+		{429, http.Header{"X-Ratelimit-Reset": {testNow.Add(90 * time.Second).Format(time.RFC3339)}}, tenon.EUNAVAILABLE, 90 * time.Second, "", 1},
+		{503, http.Header{"Retry-After": {testNow.Add(2 * time.Minute).Format(http.TimeFormat)}}, tenon.EUNAVAILABLE, 2 * time.Minute, "", 1},
+		{503, http.Header{"Retry-After": {"soon"}}, tenon.EUNAVAILABLE, 0, "", 3},
+		{502, nil, tenon.EUNAVAILABLE, 0, "", 3},
+		{500, nil, tenon.EUNAVAILABLE, 0, "", 1},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d %v", tt.status, tt.header), func(t *testing.T) {
@@ -412,6 +429,9 @@ func TestErrorMapping(t *testing.T) {
 			err := newClient(hostclient.Options{}).AsApp(p.installation()).GetJSON(context.Background(), "/rest/api/3/issue/PROJ-9?fields=summary", nil)
 			if got := tenon.ErrorCode(err); got != tt.wantCode {
 				t.Errorf("code %q, want %q (err %v)", got, tt.wantCode, err)
+			}
+			if n := len(p.requests()); n != tt.wantAttempts {
+				t.Errorf("the product saw %d attempts, want %d", n, tt.wantAttempts)
 			}
 			var ae *hostclient.APIError
 			if !errors.As(err, &ae) {
@@ -428,6 +448,35 @@ func TestErrorMapping(t *testing.T) {
 			}
 			if msg := tenon.ErrorMessage(err); strings.Contains(msg, "errorMessages") {
 				t.Errorf("the caller-facing message %q shows the product's body", msg)
+			}
+			var wantUntil time.Time
+			if tt.wantRetry > 0 {
+				wantUntil = testNow.Add(tt.wantRetry)
+			}
+			var rl *hostclient.RateLimitedError
+			var un *hostclient.UnavailableError
+			switch {
+			case tt.status == 429:
+				if !errors.As(err, &rl) || !errors.Is(err, hostclient.ErrRateLimited) {
+					t.Fatalf("no *RateLimitedError in %v", err)
+				}
+				if !rl.Until.Equal(wantUntil) || rl.Reason != tt.header.Get("RateLimit-Reason") {
+					t.Errorf("rate limited until %v (%q), want %v", rl.Until, rl.Reason, wantUntil)
+				}
+			case tt.status >= 500:
+				if !errors.As(err, &un) || !errors.Is(err, hostclient.ErrUnavailable) || un.Reason != hostclient.ReasonStatus {
+					t.Fatalf("no *UnavailableError in %v", err)
+				}
+				if !un.Until.Equal(wantUntil) {
+					t.Errorf("unavailable until %v, want %v", un.Until, wantUntil)
+				}
+			default:
+				if errors.As(err, &rl) || errors.As(err, &un) {
+					t.Errorf("a %d reads as rate limiting or unavailability: %v", tt.status, err)
+				}
+			}
+			if got := errors.Is(err, hostclient.ErrUnauthorized); got != (tt.status == 401) {
+				t.Errorf("errors.Is(err, ErrUnauthorized) = %v for %d", got, tt.status)
 			}
 		})
 	}

@@ -28,8 +28,9 @@ func (s *Server) authenticate(rt *route) func(http.Handler) http.Handler {
 				s.refuse(w, r, rt, iss, err)
 				return
 			}
+			noteClientKey(r.Context(), p.ClientKey())
 			if rt.requireLicense && !p.Licensed() {
-				s.log.Info("request refused", "route", r.Pattern, "kind", rt.kind.String(),
+				s.log.InfoContext(r.Context(), "request refused", "route", r.Pattern, "kind", rt.kind.String(),
 					"client_key", p.ClientKey(), "reason", "no active license")
 				s.writeLicenseRequired(w, rt.kind == kindModule)
 				return
@@ -45,9 +46,9 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rt *route, iss s
 	code := tenon.ErrorCode(err)
 	attrs := []any{"route", r.Pattern, "kind", rt.kind.String(), "iss", clip(iss), "reason", tenon.ErrorMessage(err)}
 	if statusOf(code) >= 500 {
-		s.log.Error("request refused", append(attrs, "err", err)...)
+		s.log.ErrorContext(r.Context(), "request refused", append(attrs, "err", err)...)
 	} else {
-		s.log.Info("request refused", attrs...)
+		s.log.InfoContext(r.Context(), "request refused", attrs...)
 	}
 	WriteError(w, r, err)
 }

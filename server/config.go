@@ -10,6 +10,8 @@ import (
 
 	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/connectjwt"
+	"github.com/tenon-dev/tenon/forge"
+	"github.com/tenon-dev/tenon/jobs"
 )
 
 // Config configures a Server. Descriptor, BaseURL, Store, InstallKeys and
@@ -50,6 +52,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Hooks run after lifecycle changes are committed.
 	Hooks Hooks
+	// Observer, when set, hears about every finished request: route
+	// pattern, method, status, latency (see RequestInfo). The metrics
+	// package implements it.
+	Observer RequestObserver
 	// MaxBodyBytes limits request bodies on app routes. Default 1 MiB.
 	// Lifecycle bodies are always limited to 64 KiB.
 	MaxBodyBytes int64
@@ -63,11 +69,38 @@ type Config struct {
 	// lifecycle callback, so a slow key server fails the install with 503
 	// instead of holding the request. Default 5s.
 	KeyFetchTimeout time.Duration
+	// Queue keeps queued webhooks (Server.OnWebhook) and other jobs
+	// (Server.HandleJobs). Default: Store, when it implements
+	// tenon.JobQueue, as both of tenon's stores do.
+	Queue tenon.JobQueue
+	// Jobs tunes the runner of queued work: workers, polling, attempts,
+	// backoff, retention. Its Now and Logger default to the server's,
+	// its Observer to Config.Observer when that also implements
+	// tenon.Observer. Run the runner with Server.Run.
+	Jobs jobs.Options
+	// SettingsCacheTTL is how long maintenance mode and notices, read
+	// from the store (tenon.SettingsStore), are reused before being read
+	// again: the longest a node takes to see an operator's change when
+	// the store does not report changes (see Server.WatchSettings).
+	// Default DefaultSettingsCacheTTL; negative reads them on every
+	// request.
+	SettingsCacheTTL time.Duration
 	// AllJSURL is where pages load the AP library (all.js) from: the
 	// server's own license page, and apps through Server.AllJSURL.
 	// Default DefaultAllJSURL, Atlassian's CDN; local development points
 	// it at the fake product so nothing leaves the machine.
 	AllJSURL string
+	// ForgeAppID is the app's Forge id (ari:cloud:ecosystem::app/<uuid>,
+	// app.id of manifest.yml): the aud every Forge Invocation Token must
+	// carry. Empty: Forge routes (ForgeRemote, ForgeEvent, ForgeTrigger)
+	// are not mounted.
+	ForgeAppID string
+	// ForgeKeys resolves the kid of a Forge Invocation Token: a forge.JWKS
+	// on the environment's pinned JWKS URL (EnvironmentDefaults.ForgeJWKSURL),
+	// never a URL from a request. Required with ForgeAppID. Run its
+	// refresh loop (forge.JWKS.Run) next to Server.Run, as the command
+	// line does; without it, lookups refresh a stale key set themselves.
+	ForgeKeys forge.KeySource
 }
 
 // Hooks are called after a lifecycle change is committed and acknowledged.
@@ -114,6 +147,9 @@ type EnvironmentDefaults struct {
 	AllowedHosts []string
 	// AllowHTTP is Config.AllowHTTP.
 	AllowHTTP bool
+	// ForgeJWKSURL is the key set of Forge Invocation Tokens; empty in
+	// Development, where it must be configured (e.g. the fake product's).
+	ForgeJWKSURL string
 }
 
 // Defaults returns the key server, product hosts and scheme policy of e.
@@ -131,11 +167,13 @@ func (e Environment) Defaults() EnvironmentDefaults {
 			KeyServerURL:       "https://asap-distribution.us-west-2.prod.atl-asap.net",
 			KeyServerFallbacks: []string{"https://connect-install-keys.atlassian.com"},
 			AllowedHosts:       []string{"*.atlassian.net"},
+			ForgeJWKSURL:       forge.ProductionJWKSURL,
 		}
 	case Staging:
 		return EnvironmentDefaults{
 			KeyServerURL: "https://cs-migrations--cdn.us-east-1.staging.public.atl-paas.net",
 			AllowedHosts: []string{"*.jira-dev.com"},
+			ForgeJWKSURL: forge.StagingJWKSURL,
 		}
 	case Development:
 		return EnvironmentDefaults{

@@ -183,7 +183,8 @@ func (s *Server) handleInstalled(w http.ResponseWriter, r *http.Request) error {
 		return s.lifecycleRefused(r, evInstalled, b, storeError("The installation could not be saved; try again.", err))
 	}
 	s.tenants.invalidate(inst.ClientKey)
-	s.log.Info("app installed", "client_key", inst.ClientKey, "base_url", inst.BaseURL,
+	noteClientKey(r.Context(), inst.ClientKey)
+	s.log.InfoContext(r.Context(), "app installed", "client_key", inst.ClientKey, "base_url", inst.BaseURL,
 		"product", inst.ProductType, "state", string(inst.State))
 	s.acknowledge(w)
 	s.runHook(r, evInstalled, s.cfg.Hooks.Installed, inst)
@@ -209,13 +210,14 @@ func (s *Server) handleUninstalled(w http.ResponseWriter, r *http.Request) error
 	s.tenants.invalidate(b.ClientKey)
 	switch {
 	case tenon.ErrorCode(err) == tenon.ENOTFOUND:
-		s.log.Info("uninstall of an unknown site acknowledged", "client_key", b.ClientKey)
+		s.log.InfoContext(r.Context(), "uninstall of an unknown site acknowledged", "client_key", b.ClientKey)
 		s.acknowledge(w)
 		return nil
 	case err != nil:
 		return s.lifecycleRefused(r, evUninstalled, b, storeError("The uninstall could not be recorded; try again.", err))
 	}
-	s.log.Info("app uninstalled", "client_key", inst.ClientKey)
+	noteClientKey(r.Context(), inst.ClientKey)
+	s.log.InfoContext(r.Context(), "app uninstalled", "client_key", inst.ClientKey)
 	s.acknowledge(w)
 	s.runHook(r, evUninstalled, s.cfg.Hooks.Uninstalled, inst)
 	return nil
@@ -268,13 +270,14 @@ func (s *Server) handleStateChange(w http.ResponseWriter, r *http.Request, ev li
 	switch code := tenon.ErrorCode(err); {
 	case code == tenon.ECONFLICT || code == tenon.ENOTFOUND:
 		// Uninstalled (or purged) meanwhile: that outcome stands.
-		s.log.Info("state change ignored: the site is uninstalled", "event", string(ev), "client_key", b.ClientKey)
+		s.log.InfoContext(r.Context(), "state change ignored: the site is uninstalled", "event", string(ev), "client_key", b.ClientKey)
 		s.acknowledge(w)
 		return nil
 	case err != nil:
 		return s.lifecycleRefused(r, ev, b, storeError("The state change could not be recorded; try again.", err))
 	}
-	s.log.Info("app "+string(ev), "client_key", inst.ClientKey)
+	noteClientKey(r.Context(), inst.ClientKey)
+	s.log.InfoContext(r.Context(), "app "+string(ev), "client_key", inst.ClientKey)
 	s.acknowledge(w)
 	s.runHook(r, ev, hook, inst)
 	return nil
@@ -320,9 +323,9 @@ func (s *Server) lifecycleRefused(r *http.Request, ev lifecycleEvent, b *lifecyc
 	attrs := []any{"event", string(ev), "client_key", clientKey, "reason", tenon.ErrorMessage(err)}
 	if statusOf(tenon.ErrorCode(err)) >= 500 {
 		attrs = append(attrs, "err", err)
-		s.log.Warn("lifecycle callback failed", attrs...)
+		s.log.WarnContext(r.Context(), "lifecycle callback failed", attrs...)
 	} else {
-		s.log.Info("lifecycle callback refused", attrs...)
+		s.log.InfoContext(r.Context(), "lifecycle callback refused", attrs...)
 	}
 	return err
 }

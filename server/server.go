@@ -7,7 +7,9 @@
 //
 //   - Module: iframe pages and server-to-server calls. HS256 with the
 //     tenant's shared secret, qsh equal to the hash of this very request.
-//   - Webhook: like Module, for the product's webhook deliveries.
+//   - Webhook: like Module, for the product's webhook deliveries. With
+//     OnWebhook a delivery is stored in the job queue before it is
+//     acknowledged and processed afterwards, with retries (webhooks.go).
 //   - API: routes called by the app's own browser code with a context
 //     token from AP.context.getToken. HS256, qsh exactly "context-qsh".
 //   - Public: no authentication (static files, health checks).
@@ -20,10 +22,11 @@
 // Every route is mounted under the path of Config.BaseURL, and every qsh
 // is computed relative to it, as the product does.
 //
-// A Server starts no goroutines. A store shared by several nodes reports
-// tenant changes through tenon.InstallationWatcher; run Server.Watch to
-// follow them, otherwise changes made by another node are seen within
-// Config.TenantCacheTTL.
+// New starts no goroutines; Server.Run runs the background work next to
+// serving: the job runner, and Server.Watch, which follows tenant changes
+// a store shared by several nodes reports through
+// tenon.InstallationWatcher (without it, changes made by another node are
+// seen within Config.TenantCacheTTL).
 package server
 
 import (
@@ -38,6 +41,7 @@ import (
 
 	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/connectjwt"
+	"github.com/tenon-dev/tenon/jobs"
 )
 
 // Server serves a Connect app. Create it with New, register routes, then
@@ -50,6 +54,9 @@ type Server struct {
 	descriptor []byte // served bytes, baseUrl spliced in
 	mux        *http.ServeMux
 	tenants    *tenantCache
+	settings   *settingsCache // maintenance mode and notices
+	work       *work          // queued webhooks and jobs (webhooks.go)
+	forge      *forgeState    // Forge routes (forge.go); nil when not configured
 	verifier   connectjwt.Verifier
 	log        *slog.Logger
 	// allJSOrigin is the origin of Config.AllJSURL, for the license
@@ -122,6 +129,7 @@ type route struct {
 	kind           routeKind
 	requireLicense bool
 	maxBody        int64
+	queue          []jobs.QueueOption // OnWebhook only
 }
 
 // New checks cfg and the descriptor and returns a Server with the
@@ -147,8 +155,13 @@ func New(cfg Config) (*Server, error) {
 		descriptor: served,
 		mux:        http.NewServeMux(),
 		tenants:    newTenantCache(cfg.Store, cfg.TenantCacheTTL, cfg.Now),
+		settings:   newSettingsCache(&cfg),
 		verifier:   connectjwt.Verifier{Now: cfg.Now, Leeway: cfg.Leeway},
-		log:        cfg.Logger,
+		log:        slog.New(requestIDHandler{cfg.Logger.Handler()}),
+	}
+	s.work = newWork(&cfg, s.log)
+	if s.forge, err = newForge(s); err != nil {
+		return nil, err
 	}
 	if u, err := url.Parse(cfg.AllJSURL); err == nil {
 		s.allJSOrigin = u.Scheme + "://" + u.Host
@@ -247,7 +260,7 @@ func (s *Server) register(kind routeKind, pattern, defaultMethod string, h Handl
 			"route", pattern)
 	}
 	full := s.mountPattern(pattern, defaultMethod)
-	s.mux.Handle(full, limitBody(rt.maxBody)(s.authenticate(rt)(s.adapt(h))))
+	s.mux.Handle(full, limitBody(rt.maxBody)(s.maintenanceGate(rt)(s.authenticate(rt)(s.adapt(h)))))
 }
 
 // mountPattern puts the base path in front of a pattern's path.
@@ -301,10 +314,10 @@ func (s *Server) handlerError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	code := tenon.ErrorCode(err)
 	if statusOf(code) >= 500 {
-		s.log.Error("handler failed", "route", r.Pattern, "code", code, "err", err)
+		s.log.ErrorContext(r.Context(), "handler failed", "route", r.Pattern, "code", code, "err", err)
 	}
 	if rw, ok := w.(*responseWriter); ok && rw.wrote {
-		s.log.Error("handler returned an error after starting its response", "route", r.Pattern, "code", code)
+		s.log.ErrorContext(r.Context(), "handler returned an error after starting its response", "route", r.Pattern, "code", code)
 		return
 	}
 	WriteError(w, r, err)
@@ -323,6 +336,8 @@ func (s *Server) serveDescriptor(w http.ResponseWriter, r *http.Request) {
 // format as everything else.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &responseWriter{ResponseWriter: w}
+	r = s.beginRequest(rw, r)
+	defer s.endRequest(rw, r) // runs last: sees the status a panic left
 	defer s.recoverPanic(rw, r)
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.noRoute(rw, r)
@@ -355,7 +370,7 @@ func (s *Server) recoverPanic(rw *responseWriter, r *http.Request) {
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}
-	s.log.Error("handler panicked", "route", r.Pattern, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	s.log.ErrorContext(r.Context(), "handler panicked", "route", r.Pattern, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	if !rw.wrote {
 		writeProblem(rw, http.StatusInternalServerError, tenon.EINTERNAL, "Internal error.", wantsHTML(r))
 	}
@@ -438,27 +453,42 @@ func (s *Server) audienceOK(c *connectjwt.Claims) bool {
 }
 
 // responseWriter records whether a response was started, so a late error
-// or a panic does not write a second one.
+// or a panic does not write a second one, and its status, size and start
+// for the request log.
 type responseWriter struct {
 	http.ResponseWriter
-	wrote bool
+	wrote  bool
+	status int
+	bytes  int64
+	start  time.Time
 }
 
 func (w *responseWriter) WriteHeader(code int) {
 	if code >= 200 {
 		w.wrote = true
+		if w.status == 0 {
+			w.status = code
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *responseWriter) Write(b []byte) (int, error) {
 	w.wrote = true
-	return w.ResponseWriter.Write(b)
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
 }
 
 // Flush lets handlers stream through the wrapper.
 func (w *responseWriter) Flush() {
 	w.wrote = true
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 

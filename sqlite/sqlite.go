@@ -74,6 +74,8 @@ type Store struct {
 	putValue            *sql.Stmt    // writer
 	deleteValue         *sql.Stmt    // writer
 	deleteTenantData    *sql.Stmt    // writer
+
+	enqueues groupCommit // batches concurrent Enqueue calls (jobs.go)
 }
 
 // Open opens or creates the database at path and brings its schema up to

@@ -17,6 +17,9 @@ func RunBenchmarks(b *testing.B, open func(*testing.B) tenon.Store) {
 	b.Run("PutValue", func(b *testing.B) { benchPutValue(b, open) })
 	b.Run("GetValue", func(b *testing.B) { benchGetValue(b, open) })
 	b.Run("GetValueParallel", func(b *testing.B) { benchGetValueParallel(b, open) })
+	b.Run("Enqueue", func(b *testing.B) { benchEnqueue(b, open, false) })
+	b.Run("EnqueueParallel", func(b *testing.B) { benchEnqueue(b, open, true) })
+	b.Run("ClaimComplete", func(b *testing.B) { benchClaimComplete(b, open) })
 }
 
 // benchInstallationGet measures the lookup every authenticated request

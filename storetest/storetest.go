@@ -92,6 +92,11 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 		{"Data/TenantIsolation", s.testTenantIsolation},
 		{"Data/DeleteTenantData", s.testDeleteTenantData},
 		{"Data/Concurrent", s.testDataConcurrent},
+		{"Jobs", s.testJobs},
+		{"KV", s.testKV},
+		{"Tokens", s.testTokens},
+		{"Settings", s.testSettings},
+		{"Forge", s.testForge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

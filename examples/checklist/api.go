@@ -2,6 +2,7 @@ package checklist
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/tenon-dev/tenon"
+	"github.com/tenon-dev/tenon/server"
 )
 
 // apiPrincipal returns the caller of an API route and the issue key of the
@@ -41,24 +43,30 @@ func apiPrincipal(r *http.Request) (*tenon.Principal, string, error) {
 }
 
 // contextIssueKey returns the issue key in a token's context claim, or ""
-// when the claim names no issue key.
+// when the claim names no issue key. Connect puts it under jira.issue, a
+// Forge module's context (in its invocation token) under extension.issue.
 func contextIssueKey(raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || !bytes.Contains(raw, []byte(`"issue"`)) {
 		return "", nil
 	}
+	type issue struct {
+		Issue struct {
+			Key string `json:"key"`
+		} `json:"issue"`
+	}
 	var c struct {
-		Jira struct {
-			Issue struct {
-				Key string `json:"key"`
-			} `json:"issue"`
-		} `json:"jira"`
+		Jira      issue `json:"jira"`
+		Extension issue `json:"extension"`
 	}
 	if err := json.Unmarshal(raw, &c); err != nil {
 		// The claim is signed by the product, so this is not expected;
 		// refusing is the safe reading of a context we cannot check.
 		return "", tenon.WrapError(tenon.EFORBIDDEN, "The token's context cannot be read.", err)
 	}
-	return c.Jira.Issue.Key, nil
+	if c.Jira.Issue.Key != "" {
+		return c.Jira.Issue.Key, nil
+	}
+	return c.Extension.Issue.Key, nil
 }
 
 func (a *App) getChecklist(w http.ResponseWriter, r *http.Request) error {
@@ -173,25 +181,24 @@ func (a *App) deleteItem(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, &doc.Checklist)
 }
 
-// issueDeleted removes the checklist of a deleted issue. Jira delivers a
-// webhook more than once at times; deleting what is gone succeeds, so
-// every delivery gets the same 204.
-func (a *App) issueDeleted(w http.ResponseWriter, r *http.Request) error {
-	p := tenon.PrincipalFrom(r.Context())
-	if p == nil {
-		return errors.New("checklist: webhook without a principal")
-	}
+// issueDeleted removes the checklist of a deleted issue. It runs from the
+// job queue, after Jira got its 204 and the event was stored, so a crash
+// in between loses nothing. An event can run more than once (Jira
+// redelivers without an identifier at times, a crash can cut a run
+// short); deleting what is gone succeeds, so that is harmless.
+func (a *App) issueDeleted(ctx context.Context, p *tenon.Principal, ev *server.Event) error {
 	// The query is covered by the token's qsh; the body is not signed, so
 	// it is read only when the query has no usable key (a product that did
 	// not fill in the URL variable).
-	key := r.URL.Query().Get("issueKey")
+	key := ev.Query.Get("issueKey")
 	if !ValidIssueKey(key) {
 		var body struct {
 			Issue struct {
 				Key string `json:"key"`
 			} `json:"issue"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		if err := json.Unmarshal(ev.Body, &body); err != nil {
+			// EINVALID: no retry can fix it; the event becomes a dead letter.
 			return tenon.WrapError(tenon.EINVALID, "The webhook names no issue: neither the issueKey parameter nor issue.key in the body.", err)
 		}
 		key = body.Issue.Key
@@ -201,10 +208,9 @@ func (a *App) issueDeleted(w http.ResponseWriter, r *http.Request) error {
 	}
 	unlock := a.locks.lock(p.ClientKey() + "\x00" + key)
 	defer unlock()
-	if err := p.Data().Delete(r.Context(), dataKey(key)); err != nil {
+	if err := p.Data().Delete(ctx, dataKey(key)); err != nil {
 		return fmt.Errorf("checklist: delete checklist of %s: %w", key, err)
 	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

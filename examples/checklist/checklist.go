@@ -11,7 +11,8 @@
 //   - a JSON API for the panel's own browser code (API routes, context
 //     tokens from AP.context.getToken), storing one document per issue in
 //     the tenant's data;
-//   - a webhook (jira:issue_deleted) that removes the checklist of a
+//   - a queued webhook (jira:issue_deleted): stored before Jira gets its
+//     answer, then processed with retries; it removes the checklist of a
 //     deleted issue, idempotently;
 //   - lifecycle hooks that log installs without secrets.
 //
@@ -151,7 +152,11 @@ func (a *App) Routes(s *server.Server) error {
 	s.API("PATCH /api/checklists/{issueKey}/items/{id}", a.patchItem, body)
 	s.API("DELETE /api/checklists/{issueKey}/items/{id}", a.deleteItem, body)
 
-	s.Webhook("POST /webhooks/issue-deleted?issueKey=${issue.key}", a.issueDeleted, server.BodyLimit(maxWebhookBodyBytes))
+	// Queued: stored, acknowledged, then processed with retries by the
+	// server's job runner. The route is the descriptor's url for the event.
+	s.OnWebhook("jira:issue_deleted", a.issueDeleted, server.BodyLimit(maxWebhookBodyBytes))
+
+	a.forgeRoutes(s) // the same checklist for the app's Forge front end (forge.go)
 	return nil
 }
 

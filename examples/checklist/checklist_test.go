@@ -126,6 +126,8 @@ func verifyAppToken(r *http.Request) error {
 type env struct {
 	t     *testing.T
 	h     http.Handler
+	srv   *server.Server
+	run   sync.Once
 	store *sqlite.Store
 	jira  *jira
 	logs  *bytes.Buffer
@@ -173,7 +175,39 @@ func newEnv(t *testing.T) *env {
 	if err := app.Routes(srv); err != nil {
 		t.Fatalf("Routes: %v", err)
 	}
-	return &env{t: t, h: srv, store: store, jira: j, logs: logs}
+	return &env{t: t, h: srv, srv: srv, store: store, jira: j, logs: logs}
+}
+
+// process runs the server's job runner (once per test) and waits until
+// every queued webhook was processed or gave up.
+func (e *env) process() {
+	e.t.Helper()
+	e.run.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.srv.Run(ctx) }()
+		e.t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				e.t.Errorf("Run: %v", err)
+			}
+		})
+	})
+	queue := server.WebhookQueue("jira:issue_deleted")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := e.store.Stats(context.Background(), queue)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if st.Pending == 0 && st.Running == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("queued webhooks not processed: %+v", st)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 type lockedWriter struct {
@@ -663,23 +697,45 @@ func TestWebhookDeletesChecklist(t *testing.T) {
 	wantStatus(t, e.api("POST", "/api/checklists/DEMO-2/items", `{"text":"b"}`, `{"jira":{"issue":{"key":"DEMO-2"}}}`), http.StatusCreated)
 
 	body := `{"webhookEvent":"jira:issue_deleted","issue":{"id":"10001","key":"DEMO-1"}}`
+	// Acknowledged once stored; the checklist goes when the job runs.
 	wantStatus(t, e.signed("POST", "/webhooks/issue-deleted", "issueKey=DEMO-1", body), http.StatusNoContent)
+	if _, ok := e.stored("DEMO-1"); !ok {
+		t.Fatal("the webhook was processed before the job runner ran")
+	}
+	e.process()
 	if _, ok := e.stored("DEMO-1"); ok {
 		t.Error("DEMO-1's checklist survived its issue")
 	}
 	if _, ok := e.stored("DEMO-2"); !ok {
 		t.Error("DEMO-2's checklist was deleted too")
 	}
-	// Jira delivers again at times: same answer.
+	// Jira delivers again at times: same answer, and deleting what is
+	// gone succeeds.
 	wantStatus(t, e.signed("POST", "/webhooks/issue-deleted", "issueKey=DEMO-1", body), http.StatusNoContent)
+	e.process()
 
 	// Without the URL variable filled in, the body names the issue.
 	wantStatus(t, e.signed("POST", "/webhooks/issue-deleted", "", `{"issue":{"key":"DEMO-2"}}`), http.StatusNoContent)
+	e.process()
 	if _, ok := e.stored("DEMO-2"); ok {
 		t.Error("DEMO-2's checklist survived a webhook naming it in the body")
 	}
-	w := e.signed("POST", "/webhooks/issue-deleted", "", `{"issue":{}}`)
-	wantStatus(t, w, http.StatusBadRequest)
+	queue := server.WebhookQueue("jira:issue_deleted")
+	if st, err := e.store.Stats(context.Background(), queue); err != nil || st.Dead != 0 {
+		t.Fatalf("dead letters after good events: %+v, %v", st, err)
+	}
+
+	// An event naming no issue can never succeed: acknowledged, then a
+	// dead letter at its first attempt, for an operator to look at.
+	wantStatus(t, e.signed("POST", "/webhooks/issue-deleted", "", `{"issue":{}}`), http.StatusNoContent)
+	e.process()
+	dead, err := e.store.Jobs(context.Background(), tenon.JobFilter{Queue: queue, State: tenon.JobDead})
+	if err != nil || len(dead) != 1 || dead[0].Attempts != 1 || !strings.Contains(dead[0].LastError, "issue key is not valid") {
+		t.Fatalf("dead letters: %+v, %v; want the one event without an issue", dead, err)
+	}
+
+	// A body that is not JSON is refused before it is stored.
+	wantStatus(t, e.signed("POST", "/webhooks/issue-deleted", "issueKey=DEMO-1", `{"issue":`), http.StatusBadRequest)
 
 	// A context token from the browser cannot call the webhook.
 	r := httptest.NewRequest("POST", basePath+"/webhooks/issue-deleted?issueKey=DEMO-1", strings.NewReader(body))

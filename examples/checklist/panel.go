@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tenon-dev/tenon"
+	"github.com/tenon-dev/tenon/server"
 )
 
 // issue is the part of Jira's issue the panel shows.
@@ -37,6 +38,10 @@ type panelData struct {
 	Progress  string
 	StateJSON string // the checklist, for the browser code
 	I18nJSON  string // the strings the browser code needs
+
+	// Announcements are the operator's notices (tenon notice set) for
+	// this site and for every site.
+	Announcements []tenon.Notice
 }
 
 // panel renders the issue panel. The issueKey parameter is covered by the
@@ -66,6 +71,7 @@ func (a *App) panel(w http.ResponseWriter, r *http.Request) error {
 		Progress:  progress(t, &doc.Checklist),
 	}
 	d.Issue, d.Notice = a.readIssue(r.Context(), p, key, t)
+	d.Announcements = server.Notices(r)
 
 	state, err := json.Marshal(&doc.Checklist)
 	if err != nil {

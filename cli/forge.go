@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/tenon-dev/tenon/forge"
+	"github.com/tenon-dev/tenon/server"
+)
+
+// parseForgeSettings reads --forge-app-id and --forge-jwks-url into c.
+func parseForgeSettings(c *Config, vals values, add func(string, ...any)) {
+	c.ForgeAppID = strings.TrimSpace(vals["forge-app-id"])
+	c.ForgeJWKSURL = strings.TrimSpace(vals["forge-jwks-url"])
+	if c.ForgeAppID != "" && !forge.ValidAppID(c.ForgeAppID) {
+		add("--forge-app-id / TENON_FORGE_APP_ID must be the app.id of manifest.yml, ari:cloud:ecosystem::app/<uuid>, not %q", c.ForgeAppID)
+	}
+	switch {
+	case c.ForgeJWKSURL != "":
+		u, err := url.Parse(c.ForgeJWKSURL)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			add("--forge-jwks-url / TENON_FORGE_JWKS_URL must be an absolute http(s) URL, not %q", c.ForgeJWKSURL)
+		case u.Scheme != "https" && c.Environment != "development":
+			add("--forge-jwks-url / TENON_FORGE_JWKS_URL must use https in %s", c.Environment)
+		case c.ForgeAppID == "":
+			add("--forge-jwks-url / TENON_FORGE_JWKS_URL is set but --forge-app-id / TENON_FORGE_APP_ID is not: Forge is off without the app id")
+		}
+	case c.ForgeAppID != "" && c.Environment == "development":
+		add("set --forge-jwks-url / TENON_FORGE_JWKS_URL: development has no default Forge JWKS (point it at the fake Atlassian's)")
+	}
+}
+
+// forgeKeys returns the Forge key set of the configuration, nil when
+// Forge is off: the configured JWKS URL, or the environment's.
+func forgeKeys(cfg *Config, env server.Environment, b *Backend) (*forge.JWKS, error) {
+	if cfg.ForgeAppID == "" {
+		return nil, nil
+	}
+	u := cfg.ForgeJWKSURL
+	if u == "" {
+		u = env.Defaults().ForgeJWKSURL
+	}
+	if u == "" {
+		return nil, fmt.Errorf("set --forge-jwks-url / TENON_FORGE_JWKS_URL: %s has no default Forge JWKS", env)
+	}
+	keys, err := forge.NewJWKS(u, forge.JWKSOptions{Logger: b.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("forge JWKS: %w", err)
+	}
+	return keys, nil
+}
+
+// runForgeKeys keeps the Forge key set fresh until ctx ends; without it
+// lookups refresh a stale set themselves, so a failure only costs
+// latency.
+func (b *Backend) runForgeKeys(ctx context.Context) {
+	if b.ForgeKeys != nil {
+		_ = b.ForgeKeys.Run(ctx)
+	}
+}
