@@ -68,6 +68,10 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 		// Pages load the AP library from the fake, so the app's browser
 		// code works without a network.
 		AllJSURL: fakeURL + "/atlassian-connect/all.js",
+		// The app's Forge Remote routes accept invocations from the
+		// fake's Forge app as well.
+		ForgeAppID:   fake.ForgeAppID(),
+		ForgeJWKSURL: fake.ForgeJWKSURL(),
 	}
 	b, err := Open(ctx, cfg, app, logger)
 	if err != nil {
@@ -96,6 +100,15 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 		<-errc
 		return fmt.Errorf("install the app into the fake site: %w", err)
 	}
+	// The same site also runs the app's Forge successor, so the Forge
+	// routes can be tried against the same data.
+	forgeInst, err := fake.InstallForge(site, fakeatlassian.ForgeInstallOptions{RemoteBaseURL: cfg.BaseURL, Environment: fakeatlassian.ForgeDevelopment})
+	if err != nil {
+		stop()
+		<-errc
+		return fmt.Errorf("install the Forge app into the fake site: %w", err)
+	}
+	fmt.Fprintf(env.Stdout, "\ntenon dev: the Forge app %s is installed in the same site (installation %s).\n", forgeInst.AppID, forgeInst.InstallationID)
 	printDevBanner(env, fake, site, installed, cfg, *dataDir)
 
 	select {

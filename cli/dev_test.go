@@ -121,6 +121,12 @@ func TestDevStartsAppAndFake(t *testing.T) {
 	if !strings.Contains(body, "kept across restarts") {
 		t.Fatalf("checklist lost across dev restarts: %s", body)
 	}
+	// The Forge successor installed by dev reads the same site's data.
+	forge := call(t, "POST", run.fake+"/_fake/sites/dev/forge/invoke", "",
+		`{"path":"/forge/checklists/DEMO-1","method":"GET","issueKey":"DEMO-1"}`, 200)
+	if !strings.Contains(forge, "kept across restarts") || !strings.Contains(forge, `"status":200`) {
+		t.Fatalf("Forge invocation does not see the Connect checklist: %s", forge)
+	}
 }
 
 // contextToken asks the fake's control API for what AP.context.getToken

@@ -6,7 +6,7 @@
 // run the handler is alive, and restarting it because the database is
 // down would only make things worse. Readiness runs the registered
 // checks — store reachable and migrated, certificate loaded, not
-// draining, not in maintenance — and answers 503 while any fails.
+// draining — and answers 503 while any fails.
 //
 // Checks are pluggable: whoever owns a piece of state registers a check
 // for it on the Checker. Checks that ask something outside the process
@@ -96,7 +96,7 @@ func (c *Checker) Register(name string, fn Check) {
 }
 
 // RegisterState adds a readiness check of in-process state, such as
-// "draining" or "maintenance": ready returns nil when the process may
+// "draining": ready returns nil when the process may
 // take traffic. It runs on every probe, without timeout or cache, so it
 // must be fast and must not block.
 func (c *Checker) RegisterState(name string, ready func() error) {

@@ -141,7 +141,11 @@ func (a *App) Routes(s *server.Server) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("checklist: Options.AllJSURL %q must be an absolute http(s) URL", a.opts.AllJSURL)
 	}
-	a.host = hostclient.New(s.AppKey(), hostclient.Options{HTTPClient: a.opts.HTTPClient, Now: a.now, UserAgent: "tenon-checklist"})
+	a.host = hostclient.New(s.AppKey(), hostclient.Options{
+		HTTPClient: a.opts.HTTPClient, Now: a.now, UserAgent: "tenon-checklist",
+		// Calls to Jira show up in the server's metrics.
+		Policy: hostclient.Policy{Observer: s.Observer()},
+	})
 
 	s.Public("GET /static/", http.HandlerFunc(a.serveStatic))
 	s.Module("GET /panel", a.panel, server.RequireLicense())
