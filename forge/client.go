@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -319,43 +318,7 @@ func (p *Product) SendJSON(ctx context.Context, method, path string, in, out any
 }
 
 func (p *Product) errorFor(method, path string, resp *http.Response) error {
-	now := p.c.now()
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	ae := &hostclient.APIError{
-		Method:     method,
-		Path:       pathOnly(path),
-		Status:     resp.StatusCode,
-		Body:       strings.ToValidUTF8(strings.TrimSpace(string(excerpt)), "\uFFFD"),
-		RetryAfter: retryAfter(resp.Header, now),
-	}
-	var cause error = ae
-	var until time.Time
-	if ae.RetryAfter > 0 {
-		until = now.Add(ae.RetryAfter)
-	}
-	code, msg := tenon.EINTERNAL, "The product answered with an unexpected status."
-	switch s := resp.StatusCode; {
-	case s == http.StatusBadRequest || s == http.StatusUnprocessableEntity:
-		code, msg = tenon.EINVALID, "The product rejected the request as invalid."
-	case s == http.StatusUnauthorized:
-		code, msg = tenon.EUNAUTHORIZED, "The product did not accept the app's token."
-	case s == http.StatusForbidden:
-		code, msg = tenon.EFORBIDDEN, "The product does not allow the app to do this."
-	case s == http.StatusNotFound:
-		code, msg = tenon.ENOTFOUND, "The product has no such item, or the app may not see it."
-	case s == http.StatusConflict:
-		code, msg = tenon.ECONFLICT, "The product reported a conflict."
-	case s == http.StatusTooManyRequests:
-		code, msg = tenon.EUNAVAILABLE, "The product is rate limiting the app; try again later."
-		cause = &hostclient.RateLimitedError{Site: p.target.Site, Until: until, Reason: resp.Header.Get("RateLimit-Reason"), Err: ae}
-	case s >= 500:
-		code, msg = tenon.EUNAVAILABLE, "The product is unavailable; try again later."
-		cause = &hostclient.UnavailableError{Site: p.target.Site, Reason: hostclient.ReasonStatus, Until: until, Err: ae}
-	case s >= 300 && s < 400:
-		msg = "The product redirected the request elsewhere."
-	}
-	return tenon.WrapError(code, msg, cause)
+	return hostclient.ResponseError(p.target.Site, method, path, resp, p.c.now())
 }
 
 // callError gives a failure without an answer its tenon code. The URL of
@@ -415,25 +378,6 @@ func checkPath(target string) (rawPath, rawQuery string, err error) {
 func pathOnly(target string) string {
 	p, _, _ := strings.Cut(target, "?")
 	return p
-}
-
-// retryAfter reads Retry-After (seconds or an HTTP date), then
-// X-RateLimit-Reset (RFC 3339). Past times give zero.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if secs, err := strconv.ParseInt(v, 10, 32); err == nil {
-			return time.Duration(max(secs, 0)) * time.Second
-		}
-		if at, err := http.ParseTime(v); err == nil && at.After(now) {
-			return at.Sub(now)
-		}
-	}
-	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
-		if at, err := time.Parse(time.RFC3339, v); err == nil && at.After(now) {
-			return at.Sub(now)
-		}
-	}
-	return 0
 }
 
 // boundedBody fails a read past the limit instead of truncating.

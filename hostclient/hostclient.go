@@ -460,7 +460,18 @@ func (e *APIError) Is(target error) bool {
 
 // errorFor builds the error of a non-2xx response and drains its body.
 func (t *Tenant) errorFor(method, path string, resp *http.Response) error {
-	now := t.c.res.p.Now() // the clock that decides waits decides "until"
+	// The clock that decides waits decides "until".
+	return ResponseError(t.site, method, path, resp, t.c.res.p.Now())
+}
+
+// ResponseError turns a product's non-2xx answer into a *tenon.Error whose
+// cause is an *APIError, with the code a handler can pass on (see
+// SendJSON); a 429 also carries a *RateLimitedError and a 5xx an
+// *UnavailableError for site. It reads at most a short excerpt of the
+// body, which stays in the APIError and never in the message. Other
+// clients of Atlassian products (the Forge client) use it so every
+// product call fails the same way.
+func ResponseError(site, method, path string, resp *http.Response, now time.Time) error {
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, excerptBytes))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	ae := &APIError{
@@ -468,7 +479,7 @@ func (t *Tenant) errorFor(method, path string, resp *http.Response) error {
 		Path:       pathOnly(path),
 		Status:     resp.StatusCode,
 		Body:       strings.ToValidUTF8(strings.TrimSpace(string(excerpt)), "\uFFFD"),
-		RetryAfter: retryAfter(resp.Header, now),
+		RetryAfter: RetryAfter(resp.Header, now),
 	}
 	var cause error = ae
 	var until time.Time
@@ -489,19 +500,19 @@ func (t *Tenant) errorFor(method, path string, resp *http.Response) error {
 		code, msg = tenon.ECONFLICT, "The product reported a conflict."
 	case s == http.StatusTooManyRequests:
 		code, msg = tenon.EUNAVAILABLE, "The product is rate limiting the app; try again later."
-		cause = &RateLimitedError{Site: t.site, Until: until, Reason: resp.Header.Get("RateLimit-Reason"), Err: ae}
+		cause = &RateLimitedError{Site: site, Until: until, Reason: resp.Header.Get("RateLimit-Reason"), Err: ae}
 	case s >= 500:
 		code, msg = tenon.EUNAVAILABLE, "The product is unavailable; try again later."
-		cause = &UnavailableError{Site: t.site, Reason: ReasonStatus, Until: until, Err: ae}
+		cause = &UnavailableError{Site: site, Reason: ReasonStatus, Until: until, Err: ae}
 	case s >= 300 && s < 400:
 		msg = "The product redirected the request elsewhere."
 	}
 	return tenon.WrapError(code, msg, cause)
 }
 
-// retryAfter reads Retry-After (seconds or an HTTP date) and, failing
+// RetryAfter reads Retry-After (seconds or an HTTP date) and, failing
 // that, X-RateLimit-Reset (an RFC 3339 time). Past times give zero.
-func retryAfter(h http.Header, now time.Time) time.Duration {
+func RetryAfter(h http.Header, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
 		if secs, err := strconv.ParseInt(v, 10, 32); err == nil {
 			return time.Duration(max(secs, 0)) * time.Second

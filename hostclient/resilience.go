@@ -447,7 +447,7 @@ func (c *call) run() (*http.Response, error) {
 		v := c.verdict(resp, err)
 		c.s.record(probe, v, p.Now(), p)
 		if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
-			if ra := retryAfter(resp.Header, p.Now()); ra > 0 {
+			if ra := RetryAfter(resp.Header, p.Now()); ra > 0 {
 				c.s.limitTill(p.Now().Add(ra), resp.Header.Get("RateLimit-Reason"))
 			}
 		}
@@ -513,7 +513,7 @@ func (c *call) retry(attempt int, retryable bool, resp *http.Response, err error
 			return 0, false
 		}
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		ra = retryAfter(resp.Header, p.Now())
+		ra = RetryAfter(resp.Header, p.Now())
 	case resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout:
 	default:
 		return 0, false

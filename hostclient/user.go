@@ -393,7 +393,7 @@ func (u *userTokens) refusal(resp *http.Response, body []byte, now time.Time) er
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests:
 		var until time.Time
-		if ra := retryAfter(resp.Header, now); ra > 0 {
+		if ra := RetryAfter(resp.Header, now); ra > 0 {
 			until = now.Add(ra)
 		}
 		return &RateLimitedError{Site: u.authServer, Until: until, Reason: resp.Header.Get("RateLimit-Reason"), Err: te}
