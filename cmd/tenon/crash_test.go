@@ -3,15 +3,9 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,9 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tenon-dev/tenon/connectjwt"
-	"github.com/tenon-dev/tenon/qsh"
 )
 
 // buildBinary compiles the tenon command once for this test binary.
@@ -102,21 +93,7 @@ func TestAcknowledgedWritesSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("keygen: %v\n%s", err, out)
 	}
 
-	// A signed-install key server, as Atlassian runs one.
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/kid-1" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write(pemKey)
-	}))
-	defer keys.Close()
+	priv, keys := installKeyServer(t)
 
 	addr := freeAddr(t)
 	baseURL := "http://" + addr
@@ -129,37 +106,14 @@ func TestAcknowledgedWritesSurviveSIGKILL(t *testing.T) {
 
 	const clientKey = "crash-test-tenant"
 	secret := strings.Repeat("s", 40)
-	now := time.Now()
-	body, _ := json.Marshal(map[string]any{
-		"key": "tenon-checklist", "clientKey": clientKey, "sharedSecret": secret,
-		"baseUrl": "http://127.0.0.1:1/s/crash", "productType": "jira", "eventType": "installed",
-	})
-	tok, err := connectjwt.SignRS256(connectjwt.Claims{
-		Issuer: clientKey, Audience: connectjwt.Audience{baseURL},
-		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix(),
-		QSH: qsh.Hash("POST", "/installed", "", ""),
-	}, "kid-1", priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, _ := send(t, "POST", baseURL+"/installed", "JWT "+tok, body)
+	status, _ := signedInstall(t, baseURL, clientKey, secret, "http://127.0.0.1:1/s/crash", priv)
 	if status/100 != 2 {
 		t.Fatalf("install answered %d\n%s", status, p.stderr.String())
 	}
 	kill(t, p) // acknowledged: kill at once, no chance to flush anything
 
 	p = startServer(t, bin, args, baseURL)
-	ctxTok := func() string {
-		tok, err := connectjwt.SignHS256(connectjwt.Claims{
-			Issuer: clientKey, Subject: "user-1",
-			IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix(),
-			QSH: qsh.ContextQSH,
-		}, []byte(secret))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return "JWT " + tok
-	}
+	ctxTok := func() string { return contextToken(t, clientKey, secret) }
 	status, page := send(t, "POST", baseURL+"/api/checklists/DEMO-1/items", ctxTok(), []byte(`{"text":"survives a crash"}`))
 	if status/100 != 2 {
 		t.Fatalf("after restart the tenant does not authenticate: %d %s", status, page)

@@ -1,16 +1,11 @@
 package main_test
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,9 +18,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/tenon-dev/tenon/connectjwt"
-	"github.com/tenon-dev/tenon/qsh"
 )
 
 // deployment is a releases directory with a server started from its
@@ -61,7 +53,7 @@ func newDeployment(t *testing.T, extraArgs ...string) *deployment {
 	}
 	addr := freeAddr(t)
 	d.baseURL = "http://" + addr
-	priv, keys := upgradeKeyServer(t)
+	priv, keys := installKeyServer(t)
 	d.args = []string{
 		"serve", "--addr", addr, "--base-url", d.baseURL, "--environment", "development",
 		"--db", filepath.Join(d.dir, "tenon.db"), "--secret-key-file", keyFile,
@@ -73,7 +65,7 @@ func newDeployment(t *testing.T, extraArgs ...string) *deployment {
 	d.release("activate", "1")
 	d.start()
 	d.install(priv)
-	d.token = upgradeContextToken(t, upgradeTenant, d.secret)
+	d.token = contextToken(t, upgradeTenant, d.secret)
 	return d
 }
 
@@ -245,55 +237,9 @@ func (d *deployment) logs() string {
 
 func (d *deployment) install(priv *rsa.PrivateKey) {
 	d.t.Helper()
-	now := time.Now()
-	body, _ := json.Marshal(map[string]any{
-		"key": "tenon-checklist", "clientKey": upgradeTenant, "sharedSecret": d.secret,
-		"baseUrl": "http://127.0.0.1:1/s/upgrade", "productType": "jira", "eventType": "installed",
-	})
-	tok, err := connectjwt.SignRS256(connectjwt.Claims{
-		Issuer: upgradeTenant, Audience: connectjwt.Audience{d.baseURL},
-		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix(),
-		QSH: qsh.Hash("POST", "/installed", "", ""),
-	}, "kid-1", priv)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	if status, page := send(d.t, "POST", d.baseURL+"/installed", "JWT "+tok, body); status/100 != 2 {
+	if status, page := signedInstall(d.t, d.baseURL, upgradeTenant, d.secret, "http://127.0.0.1:1/s/upgrade", priv); status/100 != 2 {
 		d.t.Fatalf("install answered %d %s\n%s", status, page, d.logs())
 	}
-}
-
-func upgradeKeyServer(t *testing.T) (*rsa.PrivateKey, *httptest.Server) {
-	t.Helper()
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/kid-1" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write(pemKey)
-	}))
-	t.Cleanup(keys.Close)
-	return priv, keys
-}
-
-func upgradeContextToken(t *testing.T, clientKey, secret string) string {
-	t.Helper()
-	now := time.Now()
-	tok, err := connectjwt.SignHS256(connectjwt.Claims{
-		Issuer: clientKey, Subject: "user-1",
-		IssuedAt: now.Unix(), ExpiresAt: now.Add(10 * time.Minute).Unix(),
-		QSH: qsh.ContextQSH,
-	}, []byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "JWT " + tok
 }
 
 // load is a bounded loopback load: a few clients alternating the public

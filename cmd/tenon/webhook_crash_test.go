@@ -4,13 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +52,7 @@ func webhookCrash(t *testing.T, bin string, db func(dir string) string) {
 	if out, err := exec.Command(bin, "keygen", "-o", keyFile).CombinedOutput(); err != nil {
 		t.Fatalf("keygen: %v\n%s", err, out)
 	}
-	priv, keys := crashKeyServer(t)
+	priv, keys := installKeyServer(t)
 	addr := freeAddr(t)
 	baseURL := "http://" + addr
 	dsn := db(dir)
@@ -71,7 +67,7 @@ func webhookCrash(t *testing.T, bin string, db func(dir string) string) {
 	secret := strings.Repeat("w", 40)
 	crashInstall(t, p, baseURL, clientKey, secret, priv)
 	issues := []string{"DEMO-1", "DEMO-2", "DEMO-3", "DEMO-4", "DEMO-5", "DEMO-6"}
-	ctxTok := crashContextToken(t, clientKey, secret)
+	ctxTok := contextToken(t, clientKey, secret)
 	for _, issue := range issues {
 		if status, page := send(t, "POST", baseURL+"/api/checklists/"+issue+"/items", ctxTok, []byte(`{"text":"remove me"}`)); status != 201 {
 			t.Fatalf("add an item to %s: %d %s", issue, status, page)
@@ -185,57 +181,11 @@ func crashJobs(t *testing.T, dsn, keyFile string) []tenon.Job {
 	return jobs
 }
 
-func crashKeyServer(t *testing.T) (*rsa.PrivateKey, *httptest.Server) {
-	t.Helper()
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/kid-1" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write(pemKey)
-	}))
-	t.Cleanup(keys.Close)
-	return priv, keys
-}
-
 func crashInstall(t *testing.T, p *proc, baseURL, clientKey, secret string, priv *rsa.PrivateKey) {
 	t.Helper()
-	now := time.Now()
-	body, _ := json.Marshal(map[string]any{
-		"key": "tenon-checklist", "clientKey": clientKey, "sharedSecret": secret,
-		"baseUrl": "http://127.0.0.1:1/s/crash", "productType": "jira", "eventType": "installed",
-	})
-	tok, err := connectjwt.SignRS256(connectjwt.Claims{
-		Issuer: clientKey, Audience: connectjwt.Audience{baseURL},
-		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix(),
-		QSH: qsh.Hash("POST", "/installed", "", ""),
-	}, "kid-1", priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status, page := send(t, "POST", baseURL+"/installed", "JWT "+tok, body); status/100 != 2 {
+	if status, page := signedInstall(t, baseURL, clientKey, secret, "http://127.0.0.1:1/s/crash", priv); status/100 != 2 {
 		t.Fatalf("install answered %d %s\n%s", status, page, p.stderr.String())
 	}
-}
-
-func crashContextToken(t *testing.T, clientKey, secret string) string {
-	t.Helper()
-	now := time.Now()
-	tok, err := connectjwt.SignHS256(connectjwt.Claims{
-		Issuer: clientKey, Subject: "user-1",
-		IssuedAt: now.Unix(), ExpiresAt: now.Add(10 * time.Minute).Unix(),
-		QSH: qsh.ContextQSH,
-	}, []byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "JWT " + tok
 }
 
 // crashSchema returns a DSN for a fresh schema in the test database,
