@@ -1,6 +1,10 @@
 # The two commands of the README: `make dev` and `make test`.
 
+SHELL     := bash
 GO        ?= go
+# RACE: auto runs the race detector when cgo works (it needs a C
+# compiler), 1 requires it, 0 turns it off.
+RACE      ?= auto
 FUZZTIME  ?= 10s
 STATICCHECK_VERSION ?= v0.8.2
 # pebble: the local ACME server the HTTPS end-to-end tests get certificates from.
@@ -15,7 +19,15 @@ build:
 	$(GO) build -o bin/tenon ./cmd/tenon
 
 test:
-	$(GO) test -race -count=1 ./...
+	@set -o pipefail; race=""; \
+	cgo="$$($(GO) env CGO_ENABLED)"; cc="$$($(GO) env CC)"; \
+	if [ "$(RACE)" = 1 ] || { [ "$(RACE)" = auto ] && [ "$$cgo" = 1 ] && command -v "$${cc%% *}" >/dev/null 2>&1; }; then \
+		race=-race; \
+	elif [ "$(RACE)" = auto ]; then \
+		echo "No C compiler for cgo here: running the tests without the race detector."; \
+	fi; \
+	$(GO) build -o "$${TMPDIR:-/tmp}/tenon-testsummary" ./internal/testsummary && \
+	$(GO) test $$race -count=1 -json ./... | "$${TMPDIR:-/tmp}/tenon-testsummary"
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,79 @@
+package cli_test
+
+import (
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"github.com/tenon-dev/tenon/cli"
+)
+
+func TestReadVersion(t *testing.T) {
+	tenonMain := &debug.BuildInfo{
+		GoVersion: "go1.26.8",
+		Main:      debug.Module{Path: "github.com/tenon-dev/tenon", Version: "v0.1.0"},
+		Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123abcd"},
+			{Key: "vcs.time", Value: "2026-12-03T09:00:00Z"},
+			{Key: "vcs.modified", Value: "true"},
+		},
+	}
+	vendor := &debug.BuildInfo{
+		GoVersion: "go1.26.8",
+		Main:      debug.Module{Path: "example.com/acme/checklist", Version: "(devel)"},
+		Deps:      []*debug.Module{{Path: "github.com/tenon-dev/tenon", Version: "v0.1.2"}},
+	}
+	replaced := &debug.BuildInfo{
+		Main: debug.Module{Path: "example.com/acme/checklist"},
+		Deps: []*debug.Module{{Path: "github.com/tenon-dev/tenon", Version: "v0.1.2",
+			Replace: &debug.Module{Path: "../tenon"}}},
+	}
+	for _, tc := range []struct {
+		name string
+		bi   *debug.BuildInfo
+		want cli.Version
+		out  []string
+	}{
+		{"tenon itself", tenonMain,
+			cli.Version{Program: "github.com/tenon-dev/tenon", Main: "v0.1.0", Tenon: "v0.1.0", Revision: "0123abcd",
+				Time: "2026-12-03T09:00:00Z", Modified: true, Go: "go1.26.8"},
+			[]string{"tenon v0.1.0\n", "revision: 0123abcd (modified)", "built at: 2026-12-03T09:00:00Z", "go:       go1.26.8"}},
+		{"a vendor's binary", vendor,
+			cli.Version{Program: "example.com/acme/checklist", Main: "(devel)", Tenon: "v0.1.2", Go: "go1.26.8"},
+			[]string{"x (devel)\n", "module:   example.com/acme/checklist", "tenon:    v0.1.2"}},
+		{"a replaced tenon", replaced,
+			cli.Version{Program: "example.com/acme/checklist", Main: "(unknown)", Tenon: "v0.1.2 => ../tenon"},
+			[]string{"tenon:    v0.1.2 => ../tenon"}},
+		{"no build information", nil, cli.Version{Main: "(unknown)", Tenon: "(unknown)"}, []string{"x (unknown)\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := cli.ReadVersion(tc.bi)
+			if got != tc.want {
+				t.Fatalf("ReadVersion = %+v, want %+v", got, tc.want)
+			}
+			var b strings.Builder
+			name := "x"
+			if tc.bi == tenonMain {
+				name = "tenon"
+			}
+			if err := got.Write(&b, name); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.out {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("output %q lacks %q", b.String(), w)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	code, out, errOut := runCLI(t, nil, "version")
+	if code != 0 {
+		t.Fatalf("version exit %d: %s", code, errOut)
+	}
+	if !strings.HasPrefix(out, "tenon ") || !strings.Contains(out, "go:") {
+		t.Fatalf("version printed %q", out)
+	}
+}
