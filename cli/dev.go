@@ -109,7 +109,7 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 		return fmt.Errorf("install the Forge app into the fake site: %w", err)
 	}
 	fmt.Fprintf(env.Stdout, "\ntenon dev: the Forge app %s is installed in the same site (installation %s).\n", forgeInst.AppID, forgeInst.InstallationID)
-	printDevBanner(env, fake, site, installed, cfg, *dataDir)
+	printDevBanner(env, fake, site, installed, b.Server.Descriptor(), cfg, *dataDir)
 
 	select {
 	case err := <-errc:
@@ -120,15 +120,40 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 	}
 }
 
-func printDevBanner(env Env, fake *fakeatlassian.Fake, site *fakeatlassian.Site, app fakeatlassian.App, cfg *Config, dataDir string) {
+func printDevBanner(env Env, fake *fakeatlassian.Fake, site *fakeatlassian.Site, app fakeatlassian.App, descriptor []byte, cfg *Config, dataDir string) {
 	w := env.Stdout
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "tenon dev: %s is installed in the fake Jira site %q.\n\n", app.Key, site.Name)
-	fmt.Fprintf(w, "  Open in your browser:  %s\n\n", fake.IssuePageURL(site, firstIssueKey(fake, site)))
+	fmt.Fprintf(w, "  Open in your browser:  %s\n\n", devPageURL(fake, site, app.Key, descriptor))
 	fmt.Fprintf(w, "  App:                   %s  (descriptor: %s/atlassian-connect.json)\n", cfg.BaseURL, cfg.BaseURL)
 	fmt.Fprintf(w, "  Fake Atlassian:        %s  (control API under /_fake/)\n", fake.URL())
 	fmt.Fprintf(w, "  Data:                  %s\n\n", dataDir)
 	fmt.Fprintln(w, "Press Ctrl+C to stop.")
+}
+
+// devPageURL is the fake page where the app shows itself: an issue page
+// when the app has modules on the issue view (or no page of its own), else
+// its first general or admin page.
+func devPageURL(fake *fakeatlassian.Fake, site *fakeatlassian.Site, appKey string, descriptor []byte) string {
+	var d struct {
+		Modules map[string]json.RawMessage `json:"modules"`
+	}
+	if json.Unmarshal(descriptor, &d) == nil {
+		_, panels := d.Modules["webPanels"]
+		_, glances := d.Modules["jiraIssueGlances"]
+		_, contents := d.Modules["jiraIssueContents"]
+		if !panels && !glances && !contents {
+			for _, typ := range []string{"generalPages", "adminPages"} {
+				var pages []struct {
+					Key string `json:"key"`
+				}
+				if json.Unmarshal(d.Modules[typ], &pages) == nil && len(pages) > 0 && pages[0].Key != "" {
+					return fake.ModulePageURL(site, appKey, pages[0].Key)
+				}
+			}
+		}
+	}
+	return fake.IssuePageURL(site, firstIssueKey(fake, site))
 }
 
 // firstIssueKey is the seeded issue to show.
