@@ -49,8 +49,14 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 	if err != nil {
 		return err
 	}
+	reportPort(env, "app", *addr, appLn)
+	reportPort(env, "fake Atlassian", *fakeAddr, fakeLn)
+	ident, err := loadDevSite(*dataDir, *siteName)
+	if err != nil {
+		return err
+	}
 	fakeURL := "http://" + fakeLn.Addr().String()
-	fake := fakeatlassian.New(fakeatlassian.Options{URL: fakeURL, Logger: logger.With("component", "fake")})
+	fake := fakeatlassian.New(fakeatlassian.Options{URL: fakeURL, Logger: logger.With("component", "fake"), ForgeAppID: ident.ForgeAppID})
 	if err := fake.StartListener(fakeLn); err != nil {
 		return fmt.Errorf("start fake Atlassian: %w", err)
 	}
@@ -84,10 +90,6 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- b.ServeListener(serveCtx, appLn) }()
 
-	ident, err := loadDevSite(*dataDir, *siteName)
-	if err != nil {
-		return err
-	}
 	site, err := fake.AddSite(fakeatlassian.SiteOptions{Name: *siteName, ClientKey: ident.ClientKey, Users: ident.Users})
 	if err != nil {
 		return fmt.Errorf("create fake site: %w", err)
@@ -171,6 +173,9 @@ func firstIssueKey(fake *fakeatlassian.Fake, site *fakeatlassian.Site) string {
 type devSite struct {
 	ClientKey string               `json:"clientKey"`
 	Users     []fakeatlassian.User `json:"users"`
+	// ForgeAppID keeps the fake's Forge app id, so Forge installations
+	// and their data survive restarts like the Connect tenant does.
+	ForgeAppID string `json:"forgeAppId,omitempty"`
 }
 
 func loadDevSite(dir, name string) (*devSite, error) {
@@ -180,6 +185,15 @@ func loadDevSite(dir, name string) (*devSite, error) {
 		var s devSite
 		if err := json.Unmarshal(raw, &s); err != nil || s.ClientKey == "" || len(s.Users) == 0 {
 			return nil, fmt.Errorf("%s is damaged; delete it to start with a new fake site", path)
+		}
+		if s.ForgeAppID == "" {
+			// Written by an earlier version: add an id and keep it.
+			if s.ForgeAppID, err = newForgeAppID(); err != nil {
+				return nil, err
+			}
+			if err := writeDevSite(path, &s); err != nil {
+				return nil, err
+			}
 		}
 		return &s, nil
 	}
@@ -198,11 +212,44 @@ func loadDevSite(dir, name string) (*devSite, error) {
 			{AccountID: "712020:bob-" + suffix, DisplayName: "Bob Builder", Email: "bob@example.com", Locale: "de-DE", TimeZone: "Europe/Berlin"},
 		},
 	}
-	raw, _ = json.MarshalIndent(s, "", "  ")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
+	if s.ForgeAppID, err = newForgeAppID(); err != nil {
+		return nil, err
+	}
+	if err := writeDevSite(path, s); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+func writeDevSite(path string, s *devSite) error {
+	raw, _ := json.MarshalIndent(s, "", "  ")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// newForgeAppID is a random Forge app id, as `forge register` gives.
+func newForgeAppID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("new Forge app id: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+	h := hex.EncodeToString(b[:])
+	return "ari:cloud:ecosystem::app/" + h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
+}
+
+// reportPort says when a listener took another port than the one asked
+// for, because that one was busy.
+func reportPort(env Env, what, asked string, ln net.Listener) {
+	got := ln.Addr().String()
+	_, want, _ := net.SplitHostPort(asked)
+	_, port, _ := net.SplitHostPort(got)
+	if want != "0" && want != port {
+		fmt.Fprintf(env.Stderr, "tenon dev: %s is busy; the %s listens on %s instead.\n", asked, what, got)
+	}
 }
 
 // ensureDevKey creates the development key file on first use.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,20 +40,24 @@ func (s *syncBuffer) String() string {
 
 type devRun struct {
 	page, app, fake string
+	stdout, stderr  *syncBuffer
 	stop            func()
 }
 
 // startDev runs `tenon dev` as the README's first command does and reads
 // the addresses it prints.
-func startDev(t *testing.T, dir string) *devRun {
+func startDev(t *testing.T, dir string, args ...string) *devRun {
 	t.Helper()
+	if len(args) == 0 {
+		args = []string{"--addr", "127.0.0.1:0", "--fake-addr", "127.0.0.1:0"}
+	}
 	var stdout, stderr syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
 		done <- cli.Run(ctx, cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }},
 			checklist.New(checklist.Options{}),
-			[]string{"dev", "--data", dir, "--addr", "127.0.0.1:0", "--fake-addr", "127.0.0.1:0"})
+			append([]string{"dev", "--data", dir}, args...))
 	}()
 	stopped := false
 	stop := func() {
@@ -76,7 +81,7 @@ func startDev(t *testing.T, dir string) *devRun {
 	deadline := time.After(60 * time.Second)
 	for {
 		if m := re.FindStringSubmatch(stdout.String()); m != nil {
-			return &devRun{page: m[1], app: m[2], fake: m[3], stop: stop}
+			return &devRun{page: m[1], app: m[2], fake: m[3], stdout: &stdout, stderr: &stderr, stop: stop}
 		}
 		select {
 		case code := <-done:
@@ -114,9 +119,16 @@ func TestDevStartsAppAndFake(t *testing.T) {
 		}
 	}
 	call(t, "POST", run.app+"/api/checklists/DEMO-1/items", contextToken(t, run.fake), `{"text":"kept across restarts"}`, 201)
+	forgeApp := regexp.MustCompile(`the Forge app (\S+) is installed`).FindStringSubmatch(run.stdout.String())
+	if forgeApp == nil {
+		t.Fatalf("dev did not say which Forge app it installed:\n%s", run.stdout.String())
+	}
 	run.stop()
 
 	run = startDev(t, dir)
+	if !strings.Contains(run.stdout.String(), "the Forge app "+forgeApp[1]+" is installed") {
+		t.Fatalf("the Forge app id changed across restarts (was %s):\n%s", forgeApp[1], run.stdout.String())
+	}
 	body := call(t, "GET", run.app+"/api/checklists/DEMO-1", contextToken(t, run.fake), "", 200)
 	if !strings.Contains(body, "kept across restarts") {
 		t.Fatalf("checklist lost across dev restarts: %s", body)
@@ -126,6 +138,23 @@ func TestDevStartsAppAndFake(t *testing.T) {
 		`{"path":"/forge/checklists/DEMO-1","method":"GET","issueKey":"DEMO-1"}`, 200)
 	if !strings.Contains(forge, "kept across restarts") || !strings.Contains(forge, `"status":200`) {
 		t.Fatalf("Forge invocation does not see the Connect checklist: %s", forge)
+	}
+}
+
+// dev says so when the ports it was asked for are taken.
+func TestDevSaysWhenPortsAreBusy(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	run := startDev(t, t.TempDir(), "--addr", busy.Addr().String(), "--fake-addr", "127.0.0.1:0")
+	want := "tenon dev: " + busy.Addr().String() + " is busy; the app listens on "
+	if !strings.Contains(run.stderr.String(), want) {
+		t.Fatalf("dev did not say the app's port was busy:\n%s", run.stderr.String())
+	}
+	if strings.Contains(run.stderr.String(), "fake Atlassian listens") {
+		t.Fatalf("dev reported a port it was not asked for as busy:\n%s", run.stderr.String())
 	}
 }
 

@@ -50,6 +50,11 @@ type Options struct {
 	// MaxCalls bounds the call record (oldest entries are dropped first).
 	// Default 10000.
 	MaxCalls int
+
+	// ForgeAppID is the id of the default Forge app
+	// (ari:cloud:ecosystem::app/<uuid>), so that an app under development
+	// keeps one id across restarts. Default: a new random id.
+	ForgeAppID string
 }
 
 // Fake is a fake Atlassian Cloud: a Connect key server, product sites with
@@ -128,6 +133,7 @@ func New(opts Options) *Fake {
 	}
 	f.hooks.init()
 	f.forgeInit()
+	f.forge.appID = opts.ForgeAppID
 	f.buildRESTRouters()
 	f.handler = f.routes()
 	return f
