@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenon-dev/tenon"
 )
 
 // setting is one configuration value: its flag, environment variable and
@@ -280,8 +282,8 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 	if c.InstallKeysURL != "" {
 		if u, err := url.Parse(c.InstallKeysURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 			add("--install-keys-url / TENON_INSTALL_KEYS_URL must be an absolute http(s) URL, not %q", c.InstallKeysURL)
-		} else if u.Scheme != "https" && c.Environment != "development" {
-			add("--install-keys-url / TENON_INSTALL_KEYS_URL must use https in %s", c.Environment)
+		} else if why := plainHTTP(u, c.Environment); why != "" {
+			add("--install-keys-url / TENON_INSTALL_KEYS_URL must use https %s", why)
 		}
 	} else if c.Environment == "development" {
 		add("set --install-keys-url / TENON_INSTALL_KEYS_URL: development has no default key server (point it at the fake Atlassian's key server)")
@@ -292,6 +294,22 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 		return nil, &ConfigError{Problems: problems}
 	}
 	return c, nil
+}
+
+// plainHTTP says why u, the URL of a key server, may not use plain http
+// in environment, or "" when it may: it is https, or http to a loopback
+// host (tenon.LoopbackHost) in development. Keys fetched over the network
+// without TLS could be swapped on the way, and with them every install.
+func plainHTTP(u *url.URL, environment string) string {
+	switch {
+	case u.Scheme == "https":
+		return ""
+	case environment != "development":
+		return "in " + environment
+	case !tenon.LoopbackHost(u.Hostname()):
+		return "(http only reaches a server on this machine: localhost, 127.0.0.0/8, [::1])"
+	}
+	return ""
 }
 
 // ConfigError lists everything wrong with a configuration at once, so an

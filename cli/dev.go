@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/fakeatlassian"
 	"github.com/tenon-dev/tenon/keyring"
 )
@@ -208,7 +209,7 @@ func listenLoopback(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("address %q: %w", addr, err)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !tenon.LoopbackHost(host) {
 		return nil, fmt.Errorf("address %q: tenon dev listens on loopback only", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
