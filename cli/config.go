@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/tenon-dev/tenon"
+	"github.com/tenon-dev/tenon/connectjwt"
+	"github.com/tenon-dev/tenon/forge"
 )
 
 // setting is one configuration value: its flag, environment variable and
@@ -37,6 +39,7 @@ var serveSettings = []setting{
 	{"allowed-hosts", "TENON_ALLOWED_HOSTS", "", "Comma-separated globs of product hosts allowed to install (one * is one DNS label). Default per environment."},
 	{"forge-app-id", "TENON_FORGE_APP_ID", "", "Forge app id (app.id of manifest.yml, ari:cloud:ecosystem::app/<uuid>) that Forge Invocation Tokens must be addressed to. Empty: Forge routes are off."},
 	{"forge-jwks-url", "TENON_FORGE_JWKS_URL", "", "JWKS of Forge Invocation Tokens. Default: Atlassian's for production and staging; required in development."},
+	{"clock-skew", "TENON_CLOCK_SKEW", DefaultClockSkew.String(), "Clock difference tolerated on exp, nbf and iat of Connect JWTs and Forge Invocation Tokens, from 0s to 30s."},
 	{"secret-key-file", "TENON_SECRET_KEY_FILE", "", "File of AES-256 keys that encrypt shared secrets at rest (create with `tenon keygen`). Required."},
 	{"log-level", "TENON_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"shutdown-timeout", "TENON_SHUTDOWN_TIMEOUT", "20s", "How long in-flight requests may finish after SIGTERM."},
@@ -87,6 +90,13 @@ type Config struct {
 	ForgeAppID   string
 	ForgeJWKSURL string
 
+	// ClockSkew is the clock difference tolerated on the times of every
+	// verified token (server.Config.Leeway), 0 to MaxClockSkew.
+	ClockSkew time.Duration
+	// Now is the server's clock. It is not a setting: nil means
+	// time.Now; tests set it to move time without sleeping.
+	Now func() time.Time
+
 	// AllJSURL overrides where pages load the AP library from. It is not
 	// a setting: production always uses Atlassian's CDN; `tenon dev` sets
 	// it to the fake product's copy.
@@ -96,6 +106,13 @@ type Config struct {
 	// "default"), for `tenon serve --print-config` and error messages.
 	Source map[string]string
 }
+
+// Clock skew bounds. The verifiers take at most MaxClockSkew: a Forge
+// Invocation Token lives about 25 s, and more would more than double it.
+const (
+	DefaultClockSkew = 10 * time.Second
+	MaxClockSkew     = min(connectjwt.MaxLeeway, forge.MaxLeeway)
+)
 
 // values holds one raw string per setting, keyed by flag name.
 type values map[string]string
@@ -252,6 +269,9 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 		add("--drain-delay / TENON_DRAIN_DELAY must be a duration such as 5s, or 0")
 	}
 	c.PIDFile = vals["pid-file"]
+	if c.ClockSkew, err = time.ParseDuration(vals["clock-skew"]); err != nil || c.ClockSkew < 0 || c.ClockSkew > MaxClockSkew {
+		add("--clock-skew / TENON_CLOCK_SKEW must be a duration from 0s to %v, such as 10s, not %q: a token may be accepted at most that long after it expired", MaxClockSkew, vals["clock-skew"])
+	}
 
 	switch c.Environment {
 	case "production", "staging", "development":

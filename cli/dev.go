@@ -66,6 +66,7 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 		SecretKeyFile:   keyFile,
 		LogLevel:        *logLevel,
 		ShutdownTimeout: 5 * time.Second,
+		ClockSkew:       DefaultClockSkew,
 		// Pages load the AP library from the fake, so the app's browser
 		// code works without a network.
 		AllJSURL: fakeURL + "/atlassian-connect/all.js",

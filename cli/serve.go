@@ -108,6 +108,10 @@ func (b *Backend) build(app App) error {
 	if len(hosts) == 0 {
 		hosts = defaults.AllowedHosts
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	sc := server.Config{
 		Descriptor:   app.Descriptor(),
 		BaseURL:      cfg.BaseURL,
@@ -117,7 +121,8 @@ func (b *Backend) build(app App) error {
 		AllowHTTP:    defaults.AllowHTTP,
 		AllJSURL:     cfg.AllJSURL,
 		Logger:       b.Logger,
-		Now:          time.Now,
+		Leeway:       cfg.ClockSkew,
+		Now:          now,
 		Observer:     b.Metrics,
 		Jobs:         jobs.Options{Workers: cfg.JobWorkers, PollInterval: cfg.JobPoll, StopGrace: cfg.ShutdownTimeout},
 	}

@@ -45,8 +45,11 @@ type Config struct {
 	// ExtraAudiences are further `aud` values accepted on signed lifecycle
 	// callbacks, for an app reachable under more than one base URL.
 	ExtraAudiences []string
-	// Leeway is the clock skew tolerated on exp and iat; at most
-	// connectjwt.MaxLeeway. Zero means none.
+	// Leeway is the clock skew tolerated on exp, nbf and iat of every
+	// token the server verifies: lifecycle, module, API and webhook JWTs
+	// and Forge Invocation Tokens. At most connectjwt.MaxLeeway (and
+	// forge.MaxLeeway). Zero means none; the command line's default is
+	// 10 s (--clock-skew).
 	Leeway time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
