@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/tenon-dev/tenon"
@@ -146,10 +145,11 @@ func (b *Backend) build(app App) error {
 	return nil
 }
 
-// openStore picks the store by the form of dsn: a postgres:// URL or a
-// SQLite file path.
+// openStore picks the store by the form of dsn, a postgres:// URL or a
+// SQLite file path, and opens it, creating and migrating a new one: for
+// serve and dev only. Other commands use openExistingStore (open.go).
 func openStore(ctx context.Context, dsn string, box tenon.SecretBox, logger *slog.Logger) (tenon.Store, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if isPostgres(dsn) {
 		s, err := postgres.Open(ctx, dsn, postgres.Options{SecretBox: box, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL store: %w", err)
