@@ -178,7 +178,7 @@ func parseConfigFile(raw []byte, settings []setting) (map[string]string, error) 
 			return nil, fmt.Errorf("line %d: expected NAME=value", n)
 		}
 		if !known[k] {
-			return nil, fmt.Errorf("line %d: unknown setting %q (known: %s)", n, k, knownNames(settings))
+			return nil, fmt.Errorf("line %d: unknown setting %q (did you mean %s? known: %s)", n, k, closestEnvName(k), knownNames(settings))
 		}
 		if k == "TENON_CONFIG" {
 			return nil, fmt.Errorf("line %d: TENON_CONFIG cannot be set inside the configuration file", n)

@@ -40,6 +40,9 @@ func defineStoreFlags(fs *flag.FlagSet, secrets bool) {
 // secrets the store gets a SecretBox that refuses every use, so a command
 // that only touches settings needs no key file.
 func openExistingStore(ctx context.Context, env Env, fs *flag.FlagSet, secrets bool) (tenon.Store, error) {
+	if err := checkEnvNames(env.environ()); err != nil {
+		return nil, err
+	}
 	// The configuration file may hold every serve setting; only the
 	// store's are used.
 	vals, src, err := resolve(fs, serveSettings, env.Getenv, os.ReadFile)

@@ -22,6 +22,9 @@ import (
 )
 
 func runServe(ctx context.Context, env Env, app App, args []string) error {
+	if err := checkEnvNames(env.environ()); err != nil {
+		return err
+	}
 	cfg, err := LoadConfig(args, env.Getenv, env.Stderr)
 	if err != nil {
 		return err
