@@ -64,7 +64,13 @@ func openExistingStore(ctx context.Context, env Env, fs *flag.FlagSet, secrets b
 		}
 		box = kr
 	}
-	return openStore(ctx, dsn, box, newLogger(env, "warn"))
+	st, err := openStore(ctx, dsn, box, newLogger(env, "warn"))
+	if err != nil && isPostgres(dsn) {
+		// The server's answer names the database (never the password):
+		// a database that does not exist stays so.
+		return nil, fmt.Errorf("%w (check --db / TENON_DB: it must name serve's database)", err)
+	}
+	return st, err
 }
 
 // checkStoreExists refuses a store setting that names no existing

@@ -4,10 +4,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tenon-dev/tenon/cli"
 	"github.com/tenon-dev/tenon/keyring"
@@ -109,5 +114,36 @@ func TestServeCreatesTheDatabase(t *testing.T) {
 	// And now the admin commands find it.
 	if code, out, errOut := runCLI(t, map[string]string{"TENON_DB": db}, "maintenance", "status"); code != 0 || !strings.Contains(out, "maintenance: off") {
 		t.Errorf("status on serve's database: exit %d: %s %s", code, out, errOut)
+	}
+}
+
+// A PostgreSQL URL naming a database that does not exist is refused, and
+// the database is not created.
+func TestAdminCommandsNeverCreateAPostgreSQLDatabase(t *testing.T) {
+	base := os.Getenv("TENON_TEST_POSTGRES_DSN")
+	if base == "" {
+		if os.Getenv("TENON_REQUIRE_POSTGRES") == "1" {
+			t.Fatal("PostgreSQL is required (TENON_REQUIRE_POSTGRES=1) but TENON_TEST_POSTGRES_DSN is not set")
+		}
+		t.Skip("TENON_TEST_POSTGRES_DSN is not set")
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Skip("this test needs TENON_TEST_POSTGRES_DSN as a postgres:// URL, the form --db takes")
+	}
+	typo := *u
+	typo.Path = "/tenon_typo_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	code, _, errOut := runCLI(t, map[string]string{"TENON_DB": typo.String()}, "maintenance", "status")
+	if code == 0 || !strings.Contains(errOut, strings.TrimPrefix(typo.Path, "/")) || !strings.Contains(errOut, "--db / TENON_DB") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	conn, err := pgx.Connect(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_database WHERE datname = $1", strings.TrimPrefix(typo.Path, "/")).Scan(&n); err != nil || n != 0 {
+		t.Errorf("database created: %d, %v", n, err)
 	}
 }
