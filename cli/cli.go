@@ -45,6 +45,18 @@ type HookedApp interface {
 type Env struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// Environ lists the environment as KEY=value entries, so commands can
+	// refuse a mistyped TENON_ variable (see envnames.go). Nil skips
+	// that check.
+	Environ func() []string
+}
+
+// environ returns env.Environ(), or nil without one.
+func (env Env) environ() []string {
+	if env.Environ == nil {
+		return nil
+	}
+	return env.Environ()
 }
 
 type command struct {
@@ -78,7 +90,7 @@ func Main(app App) {
 		// Signals are no longer caught after stop, so a second one
 		// terminates the process with the default action.
 	}()
-	env := Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	env := Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Environ: os.Environ}
 	os.Exit(Run(ctx, env, app, os.Args[1:]))
 }
 

@@ -12,6 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenon-dev/tenon"
+	"github.com/tenon-dev/tenon/connectjwt"
+	"github.com/tenon-dev/tenon/forge"
 )
 
 // setting is one configuration value: its flag, environment variable and
@@ -35,6 +39,7 @@ var serveSettings = []setting{
 	{"allowed-hosts", "TENON_ALLOWED_HOSTS", "", "Comma-separated globs of product hosts allowed to install (one * is one DNS label). Default per environment."},
 	{"forge-app-id", "TENON_FORGE_APP_ID", "", "Forge app id (app.id of manifest.yml, ari:cloud:ecosystem::app/<uuid>) that Forge Invocation Tokens must be addressed to. Empty: Forge routes are off."},
 	{"forge-jwks-url", "TENON_FORGE_JWKS_URL", "", "JWKS of Forge Invocation Tokens. Default: Atlassian's for production and staging; required in development."},
+	{"clock-skew", "TENON_CLOCK_SKEW", DefaultClockSkew.String(), "Clock difference tolerated on exp, nbf and iat of Connect JWTs and Forge Invocation Tokens, from 0s to 30s."},
 	{"secret-key-file", "TENON_SECRET_KEY_FILE", "", "File of AES-256 keys that encrypt shared secrets at rest (create with `tenon keygen`). Required."},
 	{"log-level", "TENON_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"shutdown-timeout", "TENON_SHUTDOWN_TIMEOUT", "20s", "How long in-flight requests may finish after SIGTERM."},
@@ -85,6 +90,13 @@ type Config struct {
 	ForgeAppID   string
 	ForgeJWKSURL string
 
+	// ClockSkew is the clock difference tolerated on the times of every
+	// verified token (server.Config.Leeway), 0 to MaxClockSkew.
+	ClockSkew time.Duration
+	// Now is the server's clock. It is not a setting: nil means
+	// time.Now; tests set it to move time without sleeping.
+	Now func() time.Time
+
 	// AllJSURL overrides where pages load the AP library from. It is not
 	// a setting: production always uses Atlassian's CDN; `tenon dev` sets
 	// it to the fake product's copy.
@@ -94,6 +106,13 @@ type Config struct {
 	// "default"), for `tenon serve --print-config` and error messages.
 	Source map[string]string
 }
+
+// Clock skew bounds. The verifiers take at most MaxClockSkew: a Forge
+// Invocation Token lives about 25 s, and more would more than double it.
+const (
+	DefaultClockSkew = 10 * time.Second
+	MaxClockSkew     = min(connectjwt.MaxLeeway, forge.MaxLeeway)
+)
 
 // values holds one raw string per setting, keyed by flag name.
 type values map[string]string
@@ -159,7 +178,7 @@ func parseConfigFile(raw []byte, settings []setting) (map[string]string, error) 
 			return nil, fmt.Errorf("line %d: expected NAME=value", n)
 		}
 		if !known[k] {
-			return nil, fmt.Errorf("line %d: unknown setting %q (known: %s)", n, k, knownNames(settings))
+			return nil, fmt.Errorf("line %d: unknown setting %q (did you mean %s? known: %s)", n, k, closestEnvName(k), knownNames(settings))
 		}
 		if k == "TENON_CONFIG" {
 			return nil, fmt.Errorf("line %d: TENON_CONFIG cannot be set inside the configuration file", n)
@@ -250,6 +269,9 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 		add("--drain-delay / TENON_DRAIN_DELAY must be a duration such as 5s, or 0")
 	}
 	c.PIDFile = vals["pid-file"]
+	if c.ClockSkew, err = time.ParseDuration(vals["clock-skew"]); err != nil || c.ClockSkew < 0 || c.ClockSkew > MaxClockSkew {
+		add("--clock-skew / TENON_CLOCK_SKEW must be a duration from 0s to %v, such as 10s, not %q: a token may be accepted at most that long after it expired", MaxClockSkew, vals["clock-skew"])
+	}
 
 	switch c.Environment {
 	case "production", "staging", "development":
@@ -280,8 +302,8 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 	if c.InstallKeysURL != "" {
 		if u, err := url.Parse(c.InstallKeysURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 			add("--install-keys-url / TENON_INSTALL_KEYS_URL must be an absolute http(s) URL, not %q", c.InstallKeysURL)
-		} else if u.Scheme != "https" && c.Environment != "development" {
-			add("--install-keys-url / TENON_INSTALL_KEYS_URL must use https in %s", c.Environment)
+		} else if why := plainHTTP(u, c.Environment); why != "" {
+			add("--install-keys-url / TENON_INSTALL_KEYS_URL must use https %s", why)
 		}
 	} else if c.Environment == "development" {
 		add("set --install-keys-url / TENON_INSTALL_KEYS_URL: development has no default key server (point it at the fake Atlassian's key server)")
@@ -292,6 +314,22 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 		return nil, &ConfigError{Problems: problems}
 	}
 	return c, nil
+}
+
+// plainHTTP says why u, the URL of a key server, may not use plain http
+// in environment, or "" when it may: it is https, or http to a loopback
+// host (tenon.LoopbackHost) in development. Keys fetched over the network
+// without TLS could be swapped on the way, and with them every install.
+func plainHTTP(u *url.URL, environment string) string {
+	switch {
+	case u.Scheme == "https":
+		return ""
+	case environment != "development":
+		return "in " + environment
+	case !tenon.LoopbackHost(u.Hostname()):
+		return "(http only reaches a server on this machine: localhost, 127.0.0.0/8, [::1])"
+	}
+	return ""
 }
 
 // ConfigError lists everything wrong with a configuration at once, so an

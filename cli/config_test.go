@@ -78,6 +78,8 @@ func TestConfigErrorsSayWhatToSet(t *testing.T) {
 			[]string{"absolute http(s) URL"}},
 		{"http key server in staging", []string{"--base-url", "https://a.example.com", "--secret-key-file", "k",
 			"--environment", "staging", "--install-keys-url", "http://keys.example.com"}, nil, []string{"must use https in staging"}},
+		{"http key server off loopback in development", []string{"--base-url", "http://127.0.0.1:8080", "--secret-key-file", "k",
+			"--environment", "development", "--install-keys-url", "http://keys.example.com"}, nil, []string{"TENON_INSTALL_KEYS_URL must use https (http only reaches a server on this machine"}},
 		{"bad duration", []string{"--base-url", "https://a.example.com", "--secret-key-file", "k", "--shutdown-timeout", "soon"}, nil,
 			[]string{"duration"}},
 		{"stray argument", []string{"--base-url", "https://a.example.com", "--secret-key-file", "k", "extra"}, nil,

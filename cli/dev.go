@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/fakeatlassian"
 	"github.com/tenon-dev/tenon/keyring"
 )
@@ -71,6 +72,7 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 		SecretKeyFile:   keyFile,
 		LogLevel:        *logLevel,
 		ShutdownTimeout: 5 * time.Second,
+		ClockSkew:       DefaultClockSkew,
 		// Pages load the AP library from the fake, so the app's browser
 		// code works without a network.
 		AllJSURL: fakeURL + "/atlassian-connect/all.js",
@@ -280,7 +282,7 @@ func listenLoopback(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("address %q: %w", addr, err)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !tenon.LoopbackHost(host) {
 		return nil, fmt.Errorf("address %q: tenon dev listens on loopback only", addr)
 	}
 	ln, err := net.Listen("tcp", addr)

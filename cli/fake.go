@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/fakeatlassian"
 )
 
@@ -31,7 +32,7 @@ func runFake(ctx context.Context, env Env, app App, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--addr %q: %w", *addr, err)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !tenon.LoopbackHost(host) {
 		return fmt.Errorf("--addr %q: the fake Atlassian listens on loopback only", *addr)
 	}
 	opts := fakeatlassian.Options{Logger: newLogger(env, *logLevel)}

@@ -23,8 +23,8 @@ func parseForgeSettings(c *Config, vals values, add func(string, ...any)) {
 		switch {
 		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 			add("--forge-jwks-url / TENON_FORGE_JWKS_URL must be an absolute http(s) URL, not %q", c.ForgeJWKSURL)
-		case u.Scheme != "https" && c.Environment != "development":
-			add("--forge-jwks-url / TENON_FORGE_JWKS_URL must use https in %s", c.Environment)
+		case plainHTTP(u, c.Environment) != "":
+			add("--forge-jwks-url / TENON_FORGE_JWKS_URL must use https %s", plainHTTP(u, c.Environment))
 		case c.ForgeAppID == "":
 			add("--forge-jwks-url / TENON_FORGE_JWKS_URL is set but --forge-app-id / TENON_FORGE_APP_ID is not: Forge is off without the app id")
 		}

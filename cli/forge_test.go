@@ -33,6 +33,7 @@ func TestForgeSettings(t *testing.T) {
 		{"malformed app id", append(base, "--forge-app-id", "my-forge-app"), "TENON_FORGE_APP_ID"},
 		{"JWKS without app id", append(base, "--forge-jwks-url", "https://keys.example.com/jwks.json"), "TENON_FORGE_APP_ID"},
 		{"http JWKS in production", append(base, "--forge-app-id", appID, "--forge-jwks-url", "http://keys.example.com/jwks.json"), "must use https"},
+		{"http JWKS off loopback in development", append(dev, "--forge-app-id", appID, "--forge-jwks-url", "http://fake.example.com/jwks.json"), "http only reaches a server on this machine"},
 		{"JWKS not a URL", append(base, "--forge-app-id", appID, "--forge-jwks-url", "/jwks.json"), "absolute"},
 		{"development without JWKS", append(dev, "--forge-app-id", appID), "development has no default Forge JWKS"},
 	}

@@ -7,14 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tenon-dev/tenon"
-	"github.com/tenon-dev/tenon/keyring"
 )
 
 const jobsUsage = `Usage: tenon jobs list [-queue Q] [-state pending|running|done|dead] [-after ID] [-limit N] [-json] [store flags]
@@ -39,13 +37,7 @@ func runJobs(ctx context.Context, env Env, _ App, args []string) error {
 	fs := flag.NewFlagSet("jobs "+sub, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() { fmt.Fprint(env.Stderr, jobsUsage) }
-	var store []setting
-	for _, s := range serveSettings {
-		if s.Flag == "config" || s.Flag == "db" || s.Flag == "secret-key-file" {
-			store = append(store, s)
-		}
-	}
-	defineFlags(fs, store)
+	defineStoreFlags(fs, true)
 	var f tenon.JobFilter
 	var state string
 	var asJSON bool
@@ -76,20 +68,7 @@ func runJobs(ctx context.Context, env Env, _ App, args []string) error {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 
-	// The configuration file may hold every serve setting; only the
-	// store's are used.
-	vals, _, err := resolve(fs, serveSettings, env.Getenv, os.ReadFile)
-	if err != nil {
-		return err
-	}
-	if vals["db"] == "" || vals["secret-key-file"] == "" {
-		return errors.New("set --db and --secret-key-file (or TENON_DB and TENON_SECRET_KEY_FILE) as for serve")
-	}
-	box, err := keyring.Load(vals["secret-key-file"])
-	if err != nil {
-		return fmt.Errorf("secret key file: %w", err)
-	}
-	st, err := openStore(ctx, vals["db"], box, newLogger(env, "warn"))
+	st, err := openExistingStore(ctx, env, fs, true)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -67,13 +66,7 @@ func newSettingsFlags(env Env, name, usage string, extra ...string) *settingsFla
 		fmt.Fprint(env.Stderr, usage)
 		fs.PrintDefaults()
 	}
-	var store []setting
-	for _, s := range serveSettings {
-		if s.Flag == "config" || s.Flag == "db" {
-			store = append(store, s)
-		}
-	}
-	defineFlags(fs, store)
+	defineStoreFlags(fs, false)
 	f := &settingsFlags{fs: fs}
 	for _, e := range extra {
 		switch e {
@@ -88,32 +81,14 @@ func newSettingsFlags(env Env, name, usage string, extra ...string) *settingsFla
 	return f
 }
 
-// openSettings resolves the store from the parsed flags, the environment
-// and the configuration file, as serve does, and opens it. These commands
-// never read secrets, so they need no key file.
+// openSettings opens the existing store (openExistingStore) as a
+// settings store. These commands never read secrets, so they need no key
+// file.
 func (f *settingsFlags) openSettings(ctx context.Context, env Env) (tenon.SettingsStore, func(), error) {
 	if f.fs.NArg() > 0 {
 		return nil, nil, fmt.Errorf("unexpected arguments: %s", strings.Join(f.fs.Args(), " "))
 	}
-	// The configuration file may hold every serve setting; only the
-	// store's is used.
-	vals, src, err := resolve(f.fs, serveSettings, env.Getenv, os.ReadFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	dsn := vals["db"]
-	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-		// Opening a SQLite path creates the file: a typo would switch
-		// maintenance on in a new, empty database nobody serves.
-		if _, err := os.Stat(dsn); err != nil {
-			how := "set --db or TENON_DB as for serve"
-			if src["db"] != "default" {
-				how = "check --db / TENON_DB"
-			}
-			return nil, nil, fmt.Errorf("no database at %s (%s)", dsn, how)
-		}
-	}
-	st, err := openStore(ctx, dsn, noSecrets{}, newLogger(env, "warn"))
+	st, err := openExistingStore(ctx, env, f.fs, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -123,18 +98,6 @@ func (f *settingsFlags) openSettings(ctx context.Context, env Env) (tenon.Settin
 		return nil, nil, fmt.Errorf("the store (%T) keeps no settings", st)
 	}
 	return ss, func() { st.Close() }, nil
-}
-
-// noSecrets is the SecretBox of commands that only touch settings: any
-// attempt to seal or open a secret is a bug, and fails.
-type noSecrets struct{}
-
-func (noSecrets) Seal([]byte) (string, error) {
-	return "", errors.New("this command does not handle secrets")
-}
-
-func (noSecrets) Open(string) ([]byte, error) {
-	return nil, errors.New("this command does not handle secrets")
 }
 
 // parseUntil reads an RFC 3339 time or a duration from now. Empty means

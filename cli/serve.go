@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/tenon-dev/tenon"
@@ -23,6 +22,9 @@ import (
 )
 
 func runServe(ctx context.Context, env Env, app App, args []string) error {
+	if err := checkEnvNames(env.environ()); err != nil {
+		return err
+	}
 	cfg, err := LoadConfig(args, env.Getenv, env.Stderr)
 	if err != nil {
 		return err
@@ -108,6 +110,10 @@ func (b *Backend) build(app App) error {
 	if len(hosts) == 0 {
 		hosts = defaults.AllowedHosts
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	sc := server.Config{
 		Descriptor:   app.Descriptor(),
 		BaseURL:      cfg.BaseURL,
@@ -117,7 +123,8 @@ func (b *Backend) build(app App) error {
 		AllowHTTP:    defaults.AllowHTTP,
 		AllJSURL:     cfg.AllJSURL,
 		Logger:       b.Logger,
-		Now:          time.Now,
+		Leeway:       cfg.ClockSkew,
+		Now:          now,
 		Observer:     b.Metrics,
 		Jobs:         jobs.Options{Workers: cfg.JobWorkers, PollInterval: cfg.JobPoll, StopGrace: cfg.ShutdownTimeout},
 	}
@@ -141,10 +148,11 @@ func (b *Backend) build(app App) error {
 	return nil
 }
 
-// openStore picks the store by the form of dsn: a postgres:// URL or a
-// SQLite file path.
+// openStore picks the store by the form of dsn, a postgres:// URL or a
+// SQLite file path, and opens it, creating and migrating a new one: for
+// serve and dev only. Other commands use openExistingStore (open.go).
 func openStore(ctx context.Context, dsn string, box tenon.SecretBox, logger *slog.Logger) (tenon.Store, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if isPostgres(dsn) {
 		s, err := postgres.Open(ctx, dsn, postgres.Options{SecretBox: box, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL store: %w", err)

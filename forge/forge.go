@@ -102,8 +102,9 @@ type VerifierOptions struct {
 	// Leeway is the clock skew tolerated on exp, nbf and iat; at most
 	// MaxLeeway.
 	Leeway time.Duration
-	// AllowHTTP accepts an http:// app.apiBaseUrl, for a fake product in
-	// development. Atlassian's are always https.
+	// AllowHTTP accepts an http:// app.apiBaseUrl on a loopback host
+	// (tenon.LoopbackHost), for a fake product in development. Atlassian's
+	// are always https; http elsewhere is refused even with AllowHTTP.
 	AllowHTTP bool
 }
 
@@ -270,14 +271,22 @@ func (v *Verifier) check(c *fitClaims) (*Claims, error) {
 	return out, nil
 }
 
+// checkAPIBaseURL accepts an absolute https URL without query, or http on
+// a loopback host when allowHTTP is set. The Verifier checks the claim
+// and the Client checks it again before it sends a token there.
 func checkAPIBaseURL(raw string, allowHTTP bool) error {
 	if raw == "" {
 		return fmt.Errorf("%w: app.apiBaseUrl", ErrMissingClaim)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
-		(u.Scheme != "https" && !(allowHTTP && u.Scheme == "http")) {
+		(u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("%w: app.apiBaseUrl is not an absolute https URL", ErrMalformed)
+	}
+	// Plain http only to a product on this machine: the app's OAuth
+	// tokens go to this URL.
+	if u.Scheme == "http" && !(allowHTTP && tenon.LoopbackHost(u.Hostname())) {
+		return fmt.Errorf("%w: app.apiBaseUrl must be https (http only on a loopback host, with AllowHTTP)", ErrMalformed)
 	}
 	return nil
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/tenon-dev/tenon"
 )
 
 // Defaults of JWKSOptions.
@@ -97,7 +99,7 @@ func NewJWKS(rawURL string, opts JWKSOptions) (*JWKS, error) {
 	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
 		return nil, fmt.Errorf("forge: JWKS URL %q is not an absolute URL", rawURL)
 	}
-	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+	if u.Scheme != "https" && !(u.Scheme == "http" && tenon.LoopbackHost(u.Hostname())) {
 		return nil, fmt.Errorf("forge: JWKS URL %q must be https (http only on a loopback host)", rawURL)
 	}
 	j := &JWKS{
@@ -146,10 +148,6 @@ func NewJWKS(rawURL string, opts JWKSOptions) (*JWKS, error) {
 		return nil
 	}
 	return j, nil
-}
-
-func isLoopback(host string) bool {
-	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 // URL returns the pinned URL.

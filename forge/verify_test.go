@@ -245,6 +245,37 @@ func TestVerifyLeeway(t *testing.T) {
 	}
 }
 
+// AllowHTTP opens plain http to a product on this machine only.
+func TestVerifyHTTPAPIBaseURLOnLoopbackOnly(t *testing.T) {
+	e := newEnv(t)
+	v, err := forge.NewVerifier(forge.VerifierOptions{AppID: appID, Keys: e.jwks, Now: e.clock.Now, AllowHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for base, ok := range map[string]bool{
+		"http://127.0.0.1:8081/ex/jira/" + cloudID:        true,
+		"http://localhost:8081/ex/jira/" + cloudID:        true,
+		"http://[::1]:8081/ex/jira/" + cloudID:            true,
+		"https://api.atlassian.com/ex/jira/" + cloudID:    true,
+		"http://api.atlassian.com/ex/jira/" + cloudID:     false,
+		"http://10.0.0.7:8081/ex/jira/" + cloudID:         false,
+		"http://app.localhost:8081/ex/jira/" + cloudID:    false,
+		"http://127.0.0.1.nip.io:8081/ex/jira/" + cloudID: false,
+	} {
+		c := fitClaims()
+		c["app"].(map[string]any)["apiBaseUrl"] = base
+		_, err := v.Verify(context.Background(), sign(t, e.prod, c))
+		switch {
+		case ok && err != nil:
+			t.Errorf("%s refused: %v", base, err)
+		case !ok && !errors.Is(err, forge.ErrMalformed):
+			t.Errorf("%s: %v, want ErrMalformed", base, err)
+		case !ok && !strings.Contains(err.Error(), "loopback"):
+			t.Errorf("%s: %q does not say http is for loopback only", base, err)
+		}
+	}
+}
+
 func TestUnknownKidEvenAfterRefresh(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

@@ -36,14 +36,20 @@ type Config struct {
 	// lifecycle callbacks, e.g. "*.atlassian.net". One '*' stands for
 	// exactly one DNS label. See Environment.Defaults.
 	AllowedHosts []string
-	// AllowHTTP accepts http:// product base URLs (and an http:// BaseURL).
-	// For local development against a fake product only.
+	// AllowHTTP accepts http:// product base URLs on a loopback host
+	// (tenon.LoopbackHost: localhost, 127.0.0.0/8, ::1) — in lifecycle
+	// bodies and in Forge Invocation Tokens' apiBaseUrl — and an http://
+	// BaseURL. For local development against a fake product only: a
+	// product elsewhere must use https even with AllowHTTP.
 	AllowHTTP bool
 	// ExtraAudiences are further `aud` values accepted on signed lifecycle
 	// callbacks, for an app reachable under more than one base URL.
 	ExtraAudiences []string
-	// Leeway is the clock skew tolerated on exp and iat; at most
-	// connectjwt.MaxLeeway. Zero means none.
+	// Leeway is the clock skew tolerated on exp, nbf and iat of every
+	// token the server verifies: lifecycle, module, API and webhook JWTs
+	// and Forge Invocation Tokens. At most connectjwt.MaxLeeway (and
+	// forge.MaxLeeway). Zero means none; the command line's default is
+	// 10 s (--clock-skew).
 	Leeway time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -145,7 +151,7 @@ type EnvironmentDefaults struct {
 	KeyServerFallbacks []string
 	// AllowedHosts are the product host globs (Config.AllowedHosts).
 	AllowedHosts []string
-	// AllowHTTP is Config.AllowHTTP.
+	// AllowHTTP is Config.AllowHTTP (http to loopback products only).
 	AllowHTTP bool
 	// ForgeJWKSURL is the key set of Forge Invocation Tokens; empty in
 	// Development, where it must be configured (e.g. the fake product's).

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/tenon-dev/tenon"
 )
 
 // validateHostGlob accepts a host name whose labels are either literal or
@@ -56,7 +58,8 @@ func hostMatches(glob, host string) bool {
 }
 
 // checkProductURL enforces the scheme and host policy on a product baseUrl
-// from a lifecycle body. It is defence in depth: the signature is the real
+// from a lifecycle body: https, or http to a loopback host when AllowHTTP
+// is set. It is defence in depth: the signature is the real
 // protection, but a tenant record pointing at an arbitrary host would make
 // the app send signed requests there.
 func (s *Server) checkProductURL(raw string) error {
@@ -64,16 +67,23 @@ func (s *Server) checkProductURL(raw string) error {
 	if err != nil || u.Host == "" || u.User != nil || u.Opaque != "" {
 		return errInvalid("The baseUrl in the body is not an absolute URL.")
 	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	switch u.Scheme {
 	case "https":
 	case "http":
+		// Plain http only ever reaches a product on this machine (a fake
+		// one, in development): anywhere else the shared secret and every
+		// signed call would cross the network readable, whatever the
+		// environment and the allow-list say.
 		if !s.cfg.AllowHTTP {
 			return errForbidden("The product baseUrl must use https.")
+		}
+		if !tenon.LoopbackHost(host) {
+			return errForbidden("The product baseUrl must use https: http is accepted only for a product on this machine (localhost, 127.0.0.0/8, [::1]).")
 		}
 	default:
 		return errInvalid("The baseUrl in the body must be an http or https URL.")
 	}
-	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	for _, g := range s.cfg.AllowedHosts {
 		if hostMatches(g, host) {
 			return nil

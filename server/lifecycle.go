@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 
 	"github.com/tenon-dev/tenon"
@@ -164,6 +165,9 @@ func (s *Server) handleInstalled(w http.ResponseWriter, r *http.Request) error {
 	if err := s.verifySignedLifecycle(r, b); err != nil {
 		return s.lifecycleRefused(r, evInstalled, b, err)
 	}
+	if err := s.refuseDowngrade(r.Context(), b); err != nil {
+		return s.lifecycleRefused(r, evInstalled, b, err)
+	}
 	if err := s.checkProductURL(b.BaseURL); err != nil {
 		return s.lifecycleRefused(r, evInstalled, b, err)
 	}
@@ -188,6 +192,29 @@ func (s *Server) handleInstalled(w http.ResponseWriter, r *http.Request) error {
 		"product", inst.ProductType, "state", string(inst.State))
 	s.acknowledge(w)
 	s.runHook(r, evInstalled, s.cfg.Hooks.Installed, inst)
+	return nil
+}
+
+// refuseDowngrade refuses a reinstall that would move a tenant recorded
+// with an https baseUrl to plain http, in every environment: even a
+// validly signed callback must not make the app send the shared secret
+// and its signed calls unencrypted from then on. It runs before the
+// scheme policy (checkProductURL), so the answer says why whatever that
+// policy allows.
+func (s *Server) refuseDowngrade(ctx context.Context, b *lifecycleBody) error {
+	if u, err := url.Parse(b.BaseURL); err != nil || u.Scheme != "http" {
+		return nil // https, or not a URL: checkProductURL judges it
+	}
+	cur, err := s.cfg.Store.Installation(ctx, b.ClientKey)
+	switch {
+	case tenon.ErrorCode(err) == tenon.ENOTFOUND:
+		return nil
+	case err != nil:
+		return storeError("The site could not be looked up; try again.", err)
+	}
+	if u, err := url.Parse(cur.BaseURL); err == nil && u.Scheme == "https" {
+		return errInvalid("The site is installed with an https baseUrl; a reinstall cannot move it to plain http. Reinstall with the https baseUrl.")
+	}
 	return nil
 }
 
