@@ -201,7 +201,7 @@ func (sb *skewBackend) request(t *testing.T, kind string, ago time.Duration) int
 }
 
 // The binary's default clock skew (10 s) reaches every verifier: a token
-// that expired 9 s ago is accepted, one that expired 40 s ago is not;
+// that expired 10 s ago is accepted, one that expired 11 s or 40 s ago is not;
 // --clock-skew and TENON_CLOCK_SKEW change it.
 func TestServeClockSkew(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -214,9 +214,9 @@ func TestServeClockSkew(t *testing.T) {
 		accepted []time.Duration
 		refused  []time.Duration
 	}{
-		{"default", nil, nil, []time.Duration{9 * time.Second}, []time.Duration{10 * time.Second, 40 * time.Second}},
+		{"default", nil, nil, []time.Duration{9 * time.Second, 10 * time.Second}, []time.Duration{11 * time.Second, 40 * time.Second}},
 		{"flag 0s", []string{"--clock-skew", "0s"}, nil, nil, []time.Duration{time.Second, 9 * time.Second}},
-		{"environment 30s", nil, map[string]string{"TENON_CLOCK_SKEW": "30s"}, []time.Duration{29 * time.Second}, []time.Duration{30 * time.Second, 40 * time.Second}},
+		{"environment 30s", nil, map[string]string{"TENON_CLOCK_SKEW": "30s"}, []time.Duration{29 * time.Second, 30 * time.Second}, []time.Duration{31 * time.Second, 40 * time.Second}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sb := startSkewBackend(t, now, tc.args, tc.vars)

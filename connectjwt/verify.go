@@ -80,7 +80,8 @@ func (v *Verifier) VerifyRS256(ctx context.Context, t *Token, keys KeySource) er
 	return v.checkTimes(t)
 }
 
-// checkTimes requires exp and checks now < exp+leeway, iat <= now+leeway
+// checkTimes requires exp and checks now <= exp+leeway (now < exp without
+// leeway), iat <= now+leeway
 // and, when nbf is present, nbf <= now+leeway. The comparisons are done on
 // whole seconds derived from now, never on exp+leeway, so absurd values
 // such as exp = 2^63-1 cannot overflow into the past or the future.
@@ -96,9 +97,12 @@ func (v *Verifier) checkTimes(t *Token) error {
 		leeway = min(max(v.Leeway, 0), MaxLeeway)
 	}
 	n := now()
-	// exp is a whole second, so now-leeway < exp exactly when the floor of
-	// now-leeway is below it.
-	if late := n.Add(-leeway).Unix(); late >= t.Claims.ExpiresAt {
+	// exp is a whole second. Without leeway exp itself is too late (RFC
+	// 7519: "on or after"). A leeway is a closed window: a token that
+	// expired exactly leeway ago is still inside it, so a 10 s skew
+	// accepts a token that expired 10 s ago.
+	late := n.Add(-leeway).Unix()
+	if late > t.Claims.ExpiresAt || (leeway == 0 && late == t.Claims.ExpiresAt) {
 		return fmt.Errorf("%w: exp %d, now %d, leeway %s", ErrExpired, t.Claims.ExpiresAt, n.Unix(), leeway)
 	}
 	// Likewise iat > now+leeway exactly when iat exceeds its floor.

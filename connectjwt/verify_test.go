@@ -85,7 +85,11 @@ func TestVerifyHS256(t *testing.T) {
 			verify: &connectjwt.Verifier{Now: fixedClock(now), Leeway: 30 * time.Second},
 		},
 		{
-			name: "expired 30s ago, leeway 30s", token: hs(map[string]any{"exp": sec(-30 * time.Second)}),
+			name: "expired 30s ago, leeway 30s: accepted", token: hs(map[string]any{"exp": sec(-30 * time.Second)}),
+			verify: &connectjwt.Verifier{Now: fixedClock(now), Leeway: 30 * time.Second},
+		},
+		{
+			name: "expired 31s ago, leeway 30s", token: hs(map[string]any{"exp": sec(-31 * time.Second)}),
 			verify: &connectjwt.Verifier{Now: fixedClock(now), Leeway: 30 * time.Second}, wantErr: connectjwt.ErrExpired,
 		},
 		{

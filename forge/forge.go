@@ -115,6 +115,7 @@ type Verifier struct {
 	keys      KeySource
 	now       func() time.Time
 	allowHTTP bool
+	leeway    time.Duration
 	parser    *jwt.Parser
 }
 
@@ -132,17 +133,30 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	v := &Verifier{appID: opts.AppID, keys: opts.Keys, now: opts.Now, allowHTTP: opts.AllowHTTP}
+	v := &Verifier{appID: opts.AppID, keys: opts.Keys, now: opts.Now, allowHTTP: opts.AllowHTTP, leeway: opts.Leeway}
 	v.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
 		jwt.WithIssuer(Issuer),
 		jwt.WithAudience(opts.AppID),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
-		jwt.WithLeeway(opts.Leeway),
+		jwt.WithLeeway(closedWindow(opts.Leeway)),
 		jwt.WithTimeFunc(opts.Now),
 	)
 	return v, nil
+}
+
+// closedWindow turns a leeway into the one the JWT parser needs for a
+// closed window on whole-second claims, as connectjwt applies it: the
+// parser accepts now < exp+leeway, so one more second accepts every instant
+// of the second exp+leeway too — a token that expired exactly leeway ago.
+// No leeway stays none: exp itself is too late. The extra second would
+// also widen the parser's iat and nbf checks; check narrows them back.
+func closedWindow(leeway time.Duration) time.Duration {
+	if leeway <= 0 {
+		return 0
+	}
+	return leeway + time.Second
 }
 
 // AppID returns the app id tokens must be addressed to.
@@ -240,6 +254,13 @@ func (v *Verifier) check(c *fitClaims) (*Claims, error) {
 	}
 	if err := checkAPIBaseURL(c.App.APIBaseURL, v.allowHTTP); err != nil {
 		return nil, err
+	}
+	// iat and nbf may be at most leeway ahead, in whole seconds, as in
+	// connectjwt: the parser allowed one second more (closedWindow).
+	if early := v.now().Add(v.leeway).Unix(); c.IssuedAt.Unix() > early {
+		return nil, fmt.Errorf("%w: iat %d, now %d, leeway %s", ErrIssuedInFuture, c.IssuedAt.Unix(), v.now().Unix(), v.leeway)
+	} else if c.NotBefore != nil && c.NotBefore.Unix() > early {
+		return nil, fmt.Errorf("%w: nbf %d, now %d, leeway %s", ErrNotYetValid, c.NotBefore.Unix(), v.now().Unix(), v.leeway)
 	}
 	out := &Claims{
 		ID:        c.ID,

@@ -239,9 +239,40 @@ func TestVerifyLeeway(t *testing.T) {
 	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Errorf("within leeway: %v", err)
 	}
-	e.clock.Advance(10 * time.Second)
+	e.clock.Advance(5 * time.Second) // exactly 10 s past exp: the window is closed
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Errorf("expired exactly the leeway ago: %v", err)
+	}
+	e.clock.Advance(time.Second)
 	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, forge.ErrExpired) {
 		t.Errorf("past leeway: %v", err)
+	}
+}
+
+// iat and nbf may be ahead of the clock by the leeway, not a second more.
+func TestVerifyLeewayAhead(t *testing.T) {
+	e := newEnv(t)
+	v, err := forge.NewVerifier(forge.VerifierOptions{AppID: appID, Keys: e.jwks, Now: e.clock.Now, Leeway: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		claim string
+		ahead time.Duration
+		want  error
+	}{
+		{"iat", 10 * time.Second, nil},
+		{"iat", 11 * time.Second, forge.ErrIssuedInFuture},
+		{"nbf", 10 * time.Second, nil},
+		{"nbf", 11 * time.Second, forge.ErrNotYetValid},
+	} {
+		c := fitClaims()
+		c[tc.claim] = testNow.Add(tc.ahead).Unix()
+		c["exp"] = testNow.Add(tc.ahead + 25*time.Second).Unix()
+		_, err := v.Verify(context.Background(), sign(t, e.prod, c))
+		if (tc.want == nil && err != nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
+			t.Errorf("%s %v ahead: %v, want %v", tc.claim, tc.ahead, err, tc.want)
+		}
 	}
 }
 

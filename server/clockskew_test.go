@@ -14,10 +14,10 @@ import (
 
 // The configured clock skew applies to exp, iat and nbf of every kind of
 // token: the lifecycle, module, browser-API and webhook JWTs of Connect
-// and Forge Invocation Tokens. Tokens are accepted until exp + skew
-// (exclusive) and from iat/nbf - skew: one that expired 9 s ago passes a
-// 10 s skew, one that expired 40 s ago never does (the verifiers allow at
-// most 30 s).
+// and Forge Invocation Tokens. The window is closed: tokens are accepted
+// up to exp + skew and from iat/nbf - skew, so one that expired 10 s ago
+// passes a 10 s skew, one that expired 11 s or 40 s ago does not (the
+// verifiers allow at most 30 s).
 func TestClockSkewAppliesToEveryToken(t *testing.T) {
 	const skew = 10 * time.Second
 	fe := newForgeEnv(t, func(c *server.Config) { c.Leeway = skew })
@@ -74,12 +74,12 @@ func TestClockSkewAppliesToEveryToken(t *testing.T) {
 	}
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
-			for _, tt := range []times{{-9 * time.Second, false}, {9 * time.Second, true}} {
+			for _, tt := range []times{{-9 * time.Second, false}, {-skew, false}, {9 * time.Second, true}, {skew, true}} {
 				if r := k.send(tt); r.status != k.ok {
 					t.Errorf("%+v inside the %v skew: %d %s", tt, skew, r.status, r.body)
 				}
 			}
-			for _, tt := range []times{{-40 * time.Second, false}, {-skew, false}, {40 * time.Second, true}, {skew + time.Second, true}} {
+			for _, tt := range []times{{-40 * time.Second, false}, {-skew - time.Second, false}, {40 * time.Second, true}, {skew + time.Second, true}} {
 				before, handled := fe.snapshot(), fe.calls.count()+fe.handled()
 				r := k.send(tt)
 				fe.expectRefused(r, http.StatusUnauthorized, before)
