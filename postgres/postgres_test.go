@@ -244,8 +244,19 @@ func TestWatchInstallations(t *testing.T) {
 		done <- b.WatchInstallations(ctx, func(clientKey string) { got <- clientKey })
 	}()
 
-	// The watch may not be listening yet: repeat the change until it is
-	// reported, then every later change must be.
+	// Once listening, the watch says every tenant is stale ("").
+	select {
+	case key := <-got:
+		if key != "" {
+			t.Fatalf("first report %q, want \"\" (every tenant) once listening", key)
+		}
+	case err := <-done:
+		t.Fatalf("watch ended early: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the watch did not report that it listens")
+	}
+
+	// Every change from now on must be reported.
 	await := func(want string, change func()) {
 		t.Helper()
 		deadline := time.After(15 * time.Second)
