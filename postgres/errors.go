@@ -26,10 +26,19 @@ func (s *Store) fail(op string, err error) error {
 	if s.closed.Load() {
 		return storeutil.Unavailable(storeutil.MsgClosed, wrapped)
 	}
-	if msg := unavailable(err); msg != "" {
-		return storeutil.Unavailable(msg, wrapped)
+	msg := unavailable(err)
+	if msg == "" {
+		return wrapped
 	}
-	return wrapped
+	if msg == storeutil.MsgUnreachable || msg == storeutil.MsgReadOnly {
+		// What broke one connection — a restart, a failover, a network
+		// cut — broke the idle ones too, but the pool finds that out
+		// only one failed call per connection at a time. Dropping them
+		// all now lets the next call connect afresh, to the server that
+		// is back or to the new primary.
+		s.pool.Reset()
+	}
+	return storeutil.Unavailable(msg, wrapped)
 }
 
 // unavailable returns the message for a failure that says the database

@@ -42,7 +42,7 @@ func count(t *testing.T, dsn string) int {
 // TestStopAndRestart stops the server both ways and starts it again on
 // the same port with the data it had.
 func TestStopAndRestart(t *testing.T) {
-	srv := pgtest.Start(t, pgtest.Options{Settings: []string{"fsync=on", "synchronous_commit=on"}})
+	srv := pgtest.Start(t, pgtest.Options{})
 	dsn := srv.CreateDatabase("app")
 	if err := query(t, dsn); err != nil {
 		t.Fatalf("first write: %v\n%s", err, srv.Log())
