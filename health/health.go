@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -213,8 +214,11 @@ func (c *Checker) LiveHandler() http.Handler {
 }
 
 // ReadyHandler answers 200 when every check passes and 503 otherwise,
-// listing each check as "[+] name ok" or "[-] name failed". With verbose
-// (for the admin listener), and only there, a failure shows its error.
+// listing each check as "[+] name ok" or "[-] name failed". A failure
+// that is a tenon error adds its message, which is written for callers
+// ("[-] store failed: The app's database cannot be reached right now;
+// ..."). With verbose (for the admin listener), and only there, a failure
+// shows its whole error, passwords in it masked.
 func (c *Checker) ReadyHandler(verbose bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !probeMethod(w, r) {
@@ -228,6 +232,8 @@ func (c *Checker) ReadyHandler(verbose bool) http.Handler {
 				fmt.Fprintf(&b, "[+] %s ok\n", res.Name)
 			case verbose:
 				fmt.Fprintf(&b, "[-] %s failed: %s\n", res.Name, oneLine(res.Err))
+			case isTenonError(res.Err):
+				fmt.Fprintf(&b, "[-] %s failed: %s\n", res.Name, oneLine(errors.New(tenon.ErrorMessage(res.Err))))
 			default:
 				fmt.Fprintf(&b, "[-] %s failed\n", res.Name)
 			}
@@ -269,8 +275,22 @@ func writeText(w http.ResponseWriter, r *http.Request, status int, body string) 
 	}
 }
 
+func isTenonError(err error) bool {
+	var te *tenon.Error
+	return errors.As(err, &te)
+}
+
+// Connection strings in an error's text may carry a password: in a
+// URL's user info, or as a password= setting.
+var (
+	urlPassword = regexp.MustCompile(`(://[^:/@\s]*:)[^@\s]*@`)
+	kvPassword  = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|[^\s&]+)`)
+)
+
 func oneLine(err error) string {
 	s := strings.Join(strings.Fields(err.Error()), " ")
+	s = urlPassword.ReplaceAllString(s, "${1}xxxxx@")
+	s = kvPassword.ReplaceAllString(s, "${1}xxxxx")
 	if len(s) > 300 {
 		s = s[:300] + "..."
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/health"
 	"github.com/tenon-dev/tenon/keyring"
 	"github.com/tenon-dev/tenon/sqlite"
@@ -176,5 +177,33 @@ func TestStoreCheck(t *testing.T) {
 	st.Close()
 	if err := check(context.Background()); err == nil {
 		t.Error("closed store reported ready")
+	}
+}
+
+// TestReadyExplainsUnavailableStore: a store that cannot be reached is
+// explained in words on the public listener too, because a tenon error's
+// message is written for callers; the admin listener shows the whole
+// error, with any password in it masked.
+func TestReadyExplainsUnavailableStore(t *testing.T) {
+	c := health.New(health.Options{CacheFor: -1})
+	cause := errors.New(`postgres: ping: dial postgres://tenon:hunter2@db.internal:5432/app failed; retry with host=db password=swordfish sslmode=disable`)
+	c.Register("store", func(context.Context) error {
+		return tenon.WrapError(tenon.EUNAVAILABLE, "The app's database cannot be reached right now; try again in a moment.", cause)
+	})
+	status, body := probe(t, c.ReadyHandler(false), "GET")
+	if status != 503 || body != "[-] store failed: The app's database cannot be reached right now; try again in a moment.\nnot ready\n" {
+		t.Errorf("public: %d %q", status, body)
+	}
+	status, body = probe(t, c.ReadyHandler(true), "GET")
+	if status != 503 || !strings.Contains(body, "db.internal:5432") || !strings.Contains(body, "cannot be reached") {
+		t.Errorf("admin: %d %q, want the whole error", status, body)
+	}
+	for _, secret := range []string{"hunter2", "swordfish"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("admin readiness shows a password: %q", body)
+		}
+	}
+	if !strings.Contains(body, "postgres://tenon:xxxxx@db.internal") || !strings.Contains(body, "password=xxxxx sslmode") {
+		t.Errorf("admin: passwords not masked in place: %q", body)
 	}
 }

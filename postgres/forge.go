@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/fnv"
 
 	"github.com/jackc/pgx/v5"
@@ -129,7 +128,7 @@ func (s *Store) RecordForgeInstallation(ctx context.Context, in *tenon.ForgeInst
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: record forge installation: %w", err)
+		return s.fail("record forge installation", err)
 	}
 	*in = *stored
 	return nil
@@ -184,7 +183,7 @@ func (s *Store) ForgeInstallation(ctx context.Context, installationID string) (*
 		return nil, storeutil.ForgeNotFound(installationID)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: get forge installation: %w", err)
+		return nil, s.fail("get forge installation", err)
 	}
 	return in, nil
 }
@@ -196,19 +195,19 @@ func (s *Store) ForgeInstallations(ctx context.Context, clientKey string) ([]*te
 	}
 	rows, err := s.pool.Query(ctx, listForgeSQL, clientKey)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list forge installations: %w", err)
+		return nil, s.fail("list forge installations", err)
 	}
 	defer rows.Close()
 	var list []*tenon.ForgeInstallation
 	for rows.Next() {
 		in, err := scanForge(rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: list forge installations: %w", err)
+			return nil, s.fail("list forge installations", err)
 		}
 		list = append(list, in)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list forge installations: %w", err)
+		return nil, s.fail("list forge installations", err)
 	}
 	return list, nil
 }
@@ -239,7 +238,7 @@ func (s *Store) LinkForgeInstallations(ctx context.Context, clientKey string) ([
 		if errors.As(err, &te) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("postgres: link forge installations: %w", err)
+		return nil, s.fail("link forge installations", err)
 	}
 	return linked, nil
 }

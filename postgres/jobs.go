@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,7 +108,7 @@ func (s *Store) Enqueue(ctx context.Context, queue string, job tenon.NewJob) (in
 		err = s.pool.QueryRow(ctx, existingJobSQL, queue, job.DedupeKey).Scan(&id)
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("postgres: enqueue: %w", err)
+		return 0, false, s.fail("enqueue", err)
 	}
 	return id, created, nil
 }
@@ -122,19 +121,19 @@ func (s *Store) Claim(ctx context.Context, queue string, max int, lease time.Dur
 	now := storeutil.Now(s.now)
 	rows, err := s.pool.Query(ctx, claimSQL, queue, now, max, now.Add(lease))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: claim: %w", err)
+		return nil, s.fail("claim", err)
 	}
 	defer rows.Close()
 	var jobs []tenon.Job
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: claim: %w", err)
+			return nil, s.fail("claim", err)
 		}
 		jobs = append(jobs, j)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: claim: %w", err)
+		return nil, s.fail("claim", err)
 	}
 	slices.SortFunc(jobs, func(a, b tenon.Job) int { return cmp.Compare(a.ID, b.ID) })
 	return jobs, nil
@@ -144,7 +143,7 @@ func (s *Store) Claim(ctx context.Context, queue string, max int, lease time.Dur
 func (s *Store) finish(ctx context.Context, what string, id int64, query string, args ...any) error {
 	tag, err := s.pool.Exec(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("postgres: %s job: %w", what, err)
+		return s.fail(what+" job", err)
 	}
 	if tag.RowsAffected() == 1 {
 		return nil
@@ -155,7 +154,7 @@ func (s *Store) finish(ctx context.Context, what string, id int64, query string,
 		return storeutil.JobNotFound(id)
 	}
 	if err != nil {
-		return fmt.Errorf("postgres: %s job: %w", what, err)
+		return s.fail(what+" job", err)
 	}
 	if what == "requeue" {
 		return storeutil.JobNotDead(id, tenon.JobState(state))
@@ -196,7 +195,7 @@ func (s *Store) Stats(ctx context.Context, queue string) (tenon.QueueStats, erro
 	st := tenon.QueueStats{Queue: queue}
 	var oldest *time.Time
 	if err := s.pool.QueryRow(ctx, statsSQL, now, queue).Scan(&st.Pending, &st.Running, &oldest, &st.Dead); err != nil {
-		return tenon.QueueStats{}, fmt.Errorf("postgres: queue stats: %w", err)
+		return tenon.QueueStats{}, s.fail("queue stats", err)
 	}
 	if oldest != nil {
 		st.OldestAge = storeutil.OldestAge(now, *oldest)
@@ -210,7 +209,7 @@ func (s *Store) PurgeJobs(ctx context.Context, before time.Time) (int, error) {
 	for {
 		tag, err := s.pool.Exec(ctx, purgeSQL, before)
 		if err != nil {
-			return total, fmt.Errorf("postgres: purge jobs: %w", err)
+			return total, s.fail("purge jobs", err)
 		}
 		n := int(tag.RowsAffected())
 		total += n
@@ -243,19 +242,19 @@ func (s *Store) Jobs(ctx context.Context, f tenon.JobFilter) ([]tenon.Job, error
 		` ORDER BY id LIMIT $` + strconv.Itoa(len(args))
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list jobs: %w", err)
+		return nil, s.fail("list jobs", err)
 	}
 	defer rows.Close()
 	var jobs []tenon.Job
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: list jobs: %w", err)
+			return nil, s.fail("list jobs", err)
 		}
 		jobs = append(jobs, j)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list jobs: %w", err)
+		return nil, s.fail("list jobs", err)
 	}
 	return jobs, nil
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,14 +26,14 @@ func (s *Store) PutKV(ctx context.Context, key string, value []byte) error {
 	}
 	sealed, err := storeutil.SealKV(s.box, key, value)
 	if err != nil {
-		return fmt.Errorf("postgres: put kv: %w", err)
+		return s.fail("put kv", err)
 	}
 	_, err = s.pool.Exec(ctx, `
 		INSERT INTO kv (key, value, size, updated_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value, size = excluded.size, updated_at = excluded.updated_at`,
 		key, sealed, int64(len(value)), storeutil.Now(s.now))
 	if err != nil {
-		return fmt.Errorf("postgres: put kv: %w", err)
+		return s.fail("put kv", err)
 	}
 	return nil
 }
@@ -52,12 +51,12 @@ func (s *Store) GetKV(ctx context.Context, key string) ([]byte, tenon.KVInfo, er
 		return nil, tenon.KVInfo{}, storeutil.KVNotFound(key)
 	}
 	if err != nil {
-		return nil, tenon.KVInfo{}, fmt.Errorf("postgres: get kv: %w", err)
+		return nil, tenon.KVInfo{}, s.fail("get kv", err)
 	}
 	info.Modified = info.Modified.UTC()
 	value, err := storeutil.OpenKV(s.box, key, sealed)
 	if err != nil {
-		return nil, tenon.KVInfo{}, fmt.Errorf("postgres: get kv: %w", err)
+		return nil, tenon.KVInfo{}, s.fail("get kv", err)
 	}
 	return value, info, nil
 }
@@ -73,7 +72,7 @@ func (s *Store) StatKV(ctx context.Context, key string) (tenon.KVInfo, error) {
 		return tenon.KVInfo{}, storeutil.KVNotFound(key)
 	}
 	if err != nil {
-		return tenon.KVInfo{}, fmt.Errorf("postgres: stat kv: %w", err)
+		return tenon.KVInfo{}, s.fail("stat kv", err)
 	}
 	info.Modified = info.Modified.UTC()
 	return info, nil
@@ -85,7 +84,7 @@ func (s *Store) DeleteKV(ctx context.Context, key string) error {
 		return err
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM kv WHERE key = $1`, key); err != nil {
-		return fmt.Errorf("postgres: delete kv: %w", err)
+		return s.fail("delete kv", err)
 	}
 	return nil
 }
@@ -105,7 +104,7 @@ func (s *Store) DeleteKVPrefix(ctx context.Context, prefix string) (int, error) 
 	}
 	tag, err := s.pool.Exec(ctx, q, args...)
 	if err != nil {
-		return 0, fmt.Errorf("postgres: delete kv prefix: %w", err)
+		return 0, s.fail("delete kv prefix", err)
 	}
 	return int(tag.RowsAffected()), nil
 }
@@ -126,20 +125,20 @@ func (s *Store) ListKV(ctx context.Context, prefix, after string, limit int) ([]
 	}
 	rows, err := s.pool.Query(ctx, q+` ORDER BY key LIMIT $2`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list kv: %w", err)
+		return nil, s.fail("list kv", err)
 	}
 	defer rows.Close()
 	var out []tenon.KVInfo
 	for rows.Next() {
 		var info tenon.KVInfo
 		if err := rows.Scan(&info.Key, &info.Size, &info.Modified); err != nil {
-			return nil, fmt.Errorf("postgres: list kv: %w", err)
+			return nil, s.fail("list kv", err)
 		}
 		info.Modified = info.Modified.UTC()
 		out = append(out, info)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list kv: %w", err)
+		return nil, s.fail("list kv", err)
 	}
 	return out, nil
 }
@@ -161,7 +160,7 @@ func (s *Store) TryLock(ctx context.Context, name, owner string, ttl time.Durati
 		WHERE kv_locks.owner = excluded.owner OR kv_locks.expires_at <= $4`,
 		name, owner, now.Add(ttl), now)
 	if err != nil {
-		return false, fmt.Errorf("postgres: try lock: %w", err)
+		return false, s.fail("try lock", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -172,7 +171,7 @@ func (s *Store) Unlock(ctx context.Context, name, owner string) error {
 		return err
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM kv_locks WHERE name = $1 AND owner = $2`, name, owner); err != nil {
-		return fmt.Errorf("postgres: unlock: %w", err)
+		return s.fail("unlock", err)
 	}
 	return nil
 }

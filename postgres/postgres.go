@@ -16,6 +16,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,7 +56,15 @@ type Store struct {
 	now     func() time.Time
 	schema  string
 	channel string // NOTIFY channel of this schema's installation changes
+	closed  atomic.Bool
 }
+
+// DefaultConnectTimeout bounds how long opening one connection may take
+// when the DSN sets no connect_timeout. Without a bound, a request that
+// needs a new connection to a database that does not answer (a host gone
+// without a reset) would wait as long as the operating system keeps
+// trying; with it, the request fails with EUNAVAILABLE and 503.
+const DefaultConnectTimeout = 5 * time.Second
 
 // Open connects to the database at dsn (a URL or key=value string, as
 // pgx accepts it), and migrates the schema. Several nodes may call Open at
@@ -75,6 +84,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		// pgx's parse errors quote the DSN and redact passwords only on a
 		// best-effort basis, so the detail stays out of logs.
 		return nil, errors.New("postgres: open: the DSN cannot be parsed (details withheld: they may contain the password)")
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -139,8 +151,10 @@ func migrationLockID(schema string) int64 {
 	return int64(h.Sum64())
 }
 
-// Close closes the pool. Running watchers end with an error.
+// Close closes the pool. Running watchers end with an error; calls made
+// afterwards fail with EUNAVAILABLE.
 func (s *Store) Close() error {
+	s.closed.Store(true)
 	s.pool.Close()
 	return nil
 }
@@ -151,13 +165,19 @@ func (s *Store) Close() error {
 // It returns nil when ctx ends. Any other return means notifications may
 // have been missed: the caller should treat every cached tenant as stale
 // before watching again.
+//
+// Once it listens, it calls fn("") — every tenant — once: a change
+// committed after the caller last cleared its cache but before the
+// LISTEN took effect (during an outage, say) was never notified, so a
+// watch that has just connected, or reconnected, starts from a clean
+// cache.
 func (s *Store) WatchInstallations(ctx context.Context, fn func(clientKey string)) error {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("postgres: watch installations: %w", err)
+		return s.fail("watch installations", err)
 	}
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -168,15 +188,16 @@ func (s *Store) WatchInstallations(ctx context.Context, fn func(clientKey string
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("postgres: watch installations: %w", err)
+		return s.fail("watch installations", err)
 	}
+	fn("")
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("postgres: watch installations: %w", err)
+			return s.fail("watch installations", err)
 		}
 		fn(n.Payload)
 	}

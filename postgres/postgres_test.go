@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenon-dev/tenon"
+	"github.com/tenon-dev/tenon/internal/pgtest"
 	"github.com/tenon-dev/tenon/keyring"
 	"github.com/tenon-dev/tenon/postgres"
 	"github.com/tenon-dev/tenon/storetest"
@@ -143,7 +144,25 @@ func TestConformance(t *testing.T) {
 			}
 			return raw
 		},
+		Outage: outage(pgtest.Fast),
 	})
+}
+
+// TestOutageImmediate is the outage case with the server crashing rather
+// than shutting down: no goodbye on the connections, crash recovery on
+// the next start.
+func TestOutageImmediate(t *testing.T) {
+	storetest.RunOutage(t, outage(pgtest.Immediate))
+}
+
+// outage opens a store on a private PostgreSQL server, which it stops in
+// mode and starts again on the same port.
+func outage(mode pgtest.Mode) storetest.OutageFunc {
+	return func(t *testing.T, now func() time.Time) (tenon.Store, func(), func()) {
+		srv := pgtest.Start(t, pgtest.Options{})
+		s := MustOpenDSN(t, srv.CreateDatabase("tenon"), now)
+		return s, func() { srv.Stop(mode) }, srv.Start
+	}
 }
 
 func TestOpenRequiresSecretBox(t *testing.T) {
@@ -244,8 +263,19 @@ func TestWatchInstallations(t *testing.T) {
 		done <- b.WatchInstallations(ctx, func(clientKey string) { got <- clientKey })
 	}()
 
-	// The watch may not be listening yet: repeat the change until it is
-	// reported, then every later change must be.
+	// Once listening, the watch says every tenant is stale ("").
+	select {
+	case key := <-got:
+		if key != "" {
+			t.Fatalf("first report %q, want \"\" (every tenant) once listening", key)
+		}
+	case err := <-done:
+		t.Fatalf("watch ended early: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the watch did not report that it listens")
+	}
+
+	// Every change from now on must be reported.
 	await := func(want string, change func()) {
 		t.Helper()
 		deadline := time.After(15 * time.Second)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -98,7 +97,7 @@ func (s *Store) Installation(ctx context.Context, clientKey string) (*tenon.Inst
 		return nil, storeutil.NotFound(clientKey)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: get installation: %w", err)
+		return nil, s.fail("get installation", err)
 	}
 	return in, nil
 }
@@ -116,19 +115,19 @@ func (s *Store) Installations(ctx context.Context, state tenon.State) ([]*tenon.
 		rows, err = s.pool.Query(ctx, listByStateSQL, string(state))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list installations: %w", err)
+		return nil, s.fail("list installations", err)
 	}
 	defer rows.Close()
 	var list []*tenon.Installation
 	for rows.Next() {
 		in, err := s.scanInstallation(rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: list installations: %w", err)
+			return nil, s.fail("list installations", err)
 		}
 		list = append(list, in)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list installations: %w", err)
+		return nil, s.fail("list installations", err)
 	}
 	return list, nil
 }
@@ -141,7 +140,7 @@ func (s *Store) SaveInstallation(ctx context.Context, in *tenon.Installation) er
 	}
 	sealed, err := storeutil.Seal(s.box, in)
 	if err != nil {
-		return fmt.Errorf("postgres: save installation: %w", err)
+		return s.fail("save installation", err)
 	}
 	var state string
 	var installedAt, updatedAt time.Time
@@ -150,7 +149,7 @@ func (s *Store) SaveInstallation(ctx context.Context, in *tenon.Installation) er
 		in.OAuthClientID, in.InstallationID, in.CloudID, sealed.Payload, storeutil.Now(s.now),
 	).Scan(&state, &installedAt, &updatedAt)
 	if err != nil {
-		return fmt.Errorf("postgres: save installation: %w", err)
+		return s.fail("save installation", err)
 	}
 	in.State = tenon.State(state)
 	in.InstalledAt, in.UpdatedAt, in.UninstalledAt = installedAt.UTC(), updatedAt.UTC(), time.Time{}
@@ -196,7 +195,7 @@ func (s *Store) SetState(ctx context.Context, clientKey string, state tenon.Stat
 		if errors.As(err, &te) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("postgres: set state: %w", err)
+		return nil, s.fail("set state", err)
 	}
 	return in, nil
 }
@@ -215,7 +214,7 @@ func (s *Store) GetValue(ctx context.Context, clientKey, key string) (json.RawMe
 		return nil, storeutil.ValueNotFound(key)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: get value: %w", err)
+		return nil, s.fail("get value", err)
 	}
 	return v, nil
 }
@@ -233,7 +232,7 @@ func (s *Store) PutValue(ctx context.Context, clientKey, key string, value json.
 	}
 	// []byte, not json.RawMessage: the column is bytea, stored verbatim.
 	if _, err := s.pool.Exec(ctx, putValueSQL, clientKey, key, []byte(value), storeutil.Now(s.now)); err != nil {
-		return fmt.Errorf("postgres: put value: %w", err)
+		return s.fail("put value", err)
 	}
 	return nil
 }
@@ -247,7 +246,7 @@ func (s *Store) DeleteValue(ctx context.Context, clientKey, key string) error {
 		return nil // nothing can be stored under it
 	}
 	if _, err := s.pool.Exec(ctx, deleteValueSQL, clientKey, key); err != nil {
-		return fmt.Errorf("postgres: delete value: %w", err)
+		return s.fail("delete value", err)
 	}
 	return nil
 }
@@ -272,7 +271,7 @@ func (s *Store) ListValues(ctx context.Context, clientKey, prefix, after string,
 	}
 	rows, err := s.pool.Query(ctx, listValuesSQL[i], args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list values: %w", err)
+		return nil, s.fail("list values", err)
 	}
 	defer rows.Close()
 	var kvs []tenon.KeyValue
@@ -280,13 +279,13 @@ func (s *Store) ListValues(ctx context.Context, clientKey, prefix, after string,
 		var kv tenon.KeyValue
 		var v []byte
 		if err := rows.Scan(&kv.Key, &v); err != nil {
-			return nil, fmt.Errorf("postgres: list values: %w", err)
+			return nil, s.fail("list values", err)
 		}
 		kv.Value = v
 		kvs = append(kvs, kv)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list values: %w", err)
+		return nil, s.fail("list values", err)
 	}
 	return kvs, nil
 }
@@ -297,7 +296,7 @@ func (s *Store) DeleteTenantData(ctx context.Context, clientKey string) error {
 		return nil
 	}
 	if _, err := s.pool.Exec(ctx, deleteTenantDataSQL, clientKey); err != nil {
-		return fmt.Errorf("postgres: delete tenant data: %w", err)
+		return s.fail("delete tenant data", err)
 	}
 	return nil
 }

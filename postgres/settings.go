@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,7 +33,7 @@ func (s *Store) Setting(ctx context.Context, name string) (json.RawMessage, erro
 		return nil, tenon.Errorf(tenon.ENOTFOUND, "No setting %q.", name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: get setting: %w", err)
+		return nil, s.fail("get setting", err)
 	}
 	return v, nil
 }
@@ -52,7 +51,7 @@ func (s *Store) PutSetting(ctx context.Context, name string, value json.RawMessa
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
 		name, []byte(value), storeutil.Now(s.now))
 	if err != nil {
-		return fmt.Errorf("postgres: put setting: %w", err)
+		return s.fail("put setting", err)
 	}
 	return nil
 }
@@ -63,7 +62,7 @@ func (s *Store) DeleteSetting(ctx context.Context, name string) error {
 		return err
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM settings WHERE name = $1`, name); err != nil {
-		return fmt.Errorf("postgres: delete setting: %w", err)
+		return s.fail("delete setting", err)
 	}
 	return nil
 }
@@ -81,7 +80,7 @@ func (s *Store) ListSettings(ctx context.Context, prefix string) ([]tenon.KeyVal
 		rows, err = s.pool.Query(ctx, `SELECT name, value FROM settings WHERE name >= $1 ORDER BY name`, prefix)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list settings: %w", err)
+		return nil, s.fail("list settings", err)
 	}
 	defer rows.Close()
 	var list []tenon.KeyValue
@@ -89,13 +88,13 @@ func (s *Store) ListSettings(ctx context.Context, prefix string) ([]tenon.KeyVal
 		var kv tenon.KeyValue
 		var v []byte
 		if err := rows.Scan(&kv.Key, &v); err != nil {
-			return nil, fmt.Errorf("postgres: list settings: %w", err)
+			return nil, s.fail("list settings", err)
 		}
 		kv.Value = v
 		list = append(list, kv)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list settings: %w", err)
+		return nil, s.fail("list settings", err)
 	}
 	return list, nil
 }
@@ -103,7 +102,8 @@ func (s *Store) ListSettings(ctx context.Context, prefix string) ([]tenon.KeyVal
 // WatchSettings calls fn with the name of every setting changed by any
 // node (truncated to 200 bytes) until ctx ends. Like WatchInstallations it
 // holds a connection of its own, returns nil when ctx ends, and any other
-// return means changes may have been missed.
+// return means changes may have been missed. Once it listens it calls
+// fn("") once, since changes made before that were not heard.
 func (s *Store) WatchSettings(ctx context.Context, fn func(name string)) error {
 	// The channel name matches the trigger of migration 00006.
 	sum := md5.Sum([]byte(s.schema))
@@ -118,7 +118,7 @@ func (s *Store) listen(ctx context.Context, channel string, fn func(payload stri
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("postgres: listen: %w", err)
+		return s.fail("listen", err)
 	}
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -129,15 +129,16 @@ func (s *Store) listen(ctx context.Context, channel string, fn func(payload stri
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("postgres: listen: %w", err)
+		return s.fail("listen", err)
 	}
+	fn("")
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("postgres: listen: %w", err)
+			return s.fail("listen", err)
 		}
 		fn(n.Payload)
 	}

@@ -31,7 +31,17 @@ func TestWatchSettings(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The watch may not be listening yet: repeat until it hears.
+	// Once listening, the watch says every setting is stale ("").
+	select {
+	case name := <-got:
+		if name != "" {
+			t.Fatalf("first report %q, want \"\" once listening", name)
+		}
+	case err := <-done:
+		t.Fatalf("watch ended early: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the watch did not report that it listens")
+	}
 	deadline := time.After(15 * time.Second)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

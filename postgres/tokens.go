@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,11 +35,11 @@ func (s *Store) Token(ctx context.Context, key string, now time.Time) (string, t
 		return "", time.Time{}, storeutil.TokenNotFound()
 	}
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("postgres: get token: %w", err)
+		return "", time.Time{}, s.fail("get token", err)
 	}
 	token, err := storeutil.OpenToken(s.box, key, sealed)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("postgres: get token: %w", err)
+		return "", time.Time{}, s.fail("get token", err)
 	}
 	return token, expiresAt.UTC(), nil
 }
@@ -52,11 +51,11 @@ func (s *Store) PutToken(ctx context.Context, key, token string, expiresAt time.
 	}
 	sealed, err := storeutil.SealToken(s.box, key, token)
 	if err != nil {
-		return fmt.Errorf("postgres: put token: %w", err)
+		return s.fail("put token", err)
 	}
 	expires := expiresAt.UTC().Truncate(time.Microsecond)
 	if _, err := s.pool.Exec(ctx, putTokenSQL, key, sealed, expires, storeutil.Now(s.now)); err != nil {
-		return fmt.Errorf("postgres: put token: %w", err)
+		return s.fail("put token", err)
 	}
 	return nil
 }
@@ -67,7 +66,7 @@ func (s *Store) DeleteToken(ctx context.Context, key string) error {
 		return err
 	}
 	if _, err := s.pool.Exec(ctx, deleteTokenSQL, key); err != nil {
-		return fmt.Errorf("postgres: delete token: %w", err)
+		return s.fail("delete token", err)
 	}
 	return nil
 }
@@ -76,7 +75,7 @@ func (s *Store) DeleteToken(ctx context.Context, key string) error {
 func (s *Store) PurgeTokens(ctx context.Context, before time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, purgeTokensSQL, before.UTC().Truncate(time.Microsecond))
 	if err != nil {
-		return 0, fmt.Errorf("postgres: purge tokens: %w", err)
+		return 0, s.fail("purge tokens", err)
 	}
 	return int(tag.RowsAffected()), nil
 }

@@ -78,9 +78,14 @@ func wantsHTML(r *http.Request) bool {
 	return j < 0 || h < j
 }
 
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503 whose
+// cause sets none: long enough for a database restart or failover to
+// finish, short enough that a person retrying by hand is not kept waiting.
+const unavailableRetryAfter = "5"
+
 // writeProblem writes one error response. Caches and content sniffing are
 // turned off: error pages must never be served for another request or
-// reinterpreted as something active.
+// reinterpreted as something active. Every 503 says when to retry.
 func writeProblem(w http.ResponseWriter, status int, code, message string, html bool) {
 	h := w.Header()
 	// A handler may have set headers for the response it meant to send.
@@ -88,8 +93,13 @@ func writeProblem(w http.ResponseWriter, status int, code, message string, html 
 	h.Del("Content-Encoding")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `JWT realm="atlassian-connect"`)
+	case http.StatusServiceUnavailable:
+		if h.Get("Retry-After") == "" {
+			h.Set("Retry-After", unavailableRetryAfter)
+		}
 	}
 	if html {
 		h.Set("Content-Type", "text/html; charset=utf-8")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/internal/storeutil"
@@ -57,7 +56,7 @@ func (s *Store) RecordForgeInstallation(ctx context.Context, in *tenon.ForgeInst
 	now := formatTime(storeutil.Now(s.now))
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: record forge installation: %w", err)
+		return s.fail("record forge installation", err)
 	}
 	defer tx.Rollback()
 
@@ -66,18 +65,18 @@ func (s *Store) RecordForgeInstallation(ctx context.Context, in *tenon.ForgeInst
 		in.InstallationID).Scan(&current)
 	exists := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlite: record forge installation: %w", err)
+		return s.fail("record forge installation", err)
 	}
 	key := current
 	if !exists || tenon.IsForgeTenantKey(current) {
 		connect, err := connectTenantOf(ctx, tx, in.InstallationID, in.CloudID)
 		if err != nil {
-			return fmt.Errorf("sqlite: record forge installation: %w", err)
+			return s.fail("record forge installation", err)
 		}
 		switch {
 		case connect != "":
 			if _, err := linkForge(ctx, tx, connect, in.InstallationID, in.CloudID); err != nil {
-				return fmt.Errorf("sqlite: record forge installation: %w", err)
+				return s.fail("record forge installation", err)
 			}
 			key = connect
 		case !exists:
@@ -100,14 +99,14 @@ func (s *Store) RecordForgeInstallation(ctx context.Context, in *tenon.ForgeInst
 		in.InstallationID, in.AppID, in.CloudID, key, in.APIBaseURL, in.SiteURL, in.Product,
 		in.Environment.Type, in.Environment.ID, now, now)
 	if err != nil {
-		return fmt.Errorf("sqlite: record forge installation: %w", err)
+		return s.fail("record forge installation", err)
 	}
 	stored, err := scanForge(tx.QueryRowContext(ctx, `SELECT `+forgeColumns+` FROM forge_installations WHERE installation_id = ?`, in.InstallationID))
 	if err != nil {
-		return fmt.Errorf("sqlite: record forge installation: %w", err)
+		return s.fail("record forge installation", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: record forge installation: %w", err)
+		return s.fail("record forge installation", err)
 	}
 	*in = *stored
 	return nil
@@ -206,7 +205,7 @@ func (s *Store) ForgeInstallation(ctx context.Context, installationID string) (*
 		return nil, storeutil.ForgeNotFound(installationID)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: get forge installation: %w", err)
+		return nil, s.fail("get forge installation", err)
 	}
 	return in, nil
 }
@@ -219,19 +218,19 @@ func (s *Store) ForgeInstallations(ctx context.Context, clientKey string) ([]*te
 	rows, err := s.reader.QueryContext(ctx,
 		`SELECT `+forgeColumns+` FROM forge_installations WHERE client_key = ? ORDER BY installation_id`, clientKey)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list forge installations: %w", err)
+		return nil, s.fail("list forge installations", err)
 	}
 	defer rows.Close()
 	var list []*tenon.ForgeInstallation
 	for rows.Next() {
 		in, err := scanForge(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list forge installations: %w", err)
+			return nil, s.fail("list forge installations", err)
 		}
 		list = append(list, in)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list forge installations: %w", err)
+		return nil, s.fail("list forge installations", err)
 	}
 	return list, nil
 }
@@ -243,7 +242,7 @@ func (s *Store) LinkForgeInstallations(ctx context.Context, clientKey string) ([
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: link forge installations: %w", err)
+		return nil, s.fail("link forge installations", err)
 	}
 	defer tx.Rollback()
 	var installationID, cloudID string
@@ -253,14 +252,14 @@ func (s *Store) LinkForgeInstallations(ctx context.Context, clientKey string) ([
 		return nil, storeutil.NotFound(clientKey)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: link forge installations: %w", err)
+		return nil, s.fail("link forge installations", err)
 	}
 	linked, err := linkForge(ctx, tx, clientKey, installationID, cloudID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: link forge installations: %w", err)
+		return nil, s.fail("link forge installations", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: link forge installations: %w", err)
+		return nil, s.fail("link forge installations", err)
 	}
 	return linked, nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -160,7 +159,7 @@ func (s *Store) commitEnqueues() {
 
 	// The batch is committed on behalf of callers whose contexts are
 	// their own business; only the store's lifetime bounds it.
-	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), s.busyTimeout+5*time.Second)
 	if err := s.insertJobs(ctx, batch); err != nil && len(batch) > 1 {
 		// One bad job must not fail the others: alone, each gets its
 		// own outcome.
@@ -176,7 +175,7 @@ func (s *Store) commitEnqueues() {
 	for _, req := range batch {
 		if req.err != nil {
 			req.id, req.created = 0, false
-			req.err = fmt.Errorf("sqlite: enqueue: %w", req.err)
+			req.err = s.fail("enqueue", req.err)
 		}
 		close(req.done)
 	}
@@ -230,35 +229,35 @@ func (s *Store) Claim(ctx context.Context, queue string, max int, lease time.Dur
 	now := storeutil.Now(s.now)
 	var due bool
 	if err := s.reader.QueryRowContext(ctx, anyDueSQL, queue, formatTime(now)).Scan(&due); err != nil {
-		return nil, fmt.Errorf("sqlite: claim: %w", err)
+		return nil, s.fail("claim", err)
 	}
 	if !due {
 		return nil, nil
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: claim: %w", err)
+		return nil, s.fail("claim", err)
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, claimSQL, formatTime(now.Add(lease)), formatTime(now), queue, formatTime(now), max)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: claim: %w", err)
+		return nil, s.fail("claim", err)
 	}
 	var jobs []tenon.Job
 	for rows.Next() {
 		j, err := s.scanJob(rows)
 		if err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: claim: %w", err)
+			return nil, s.fail("claim", err)
 		}
 		jobs = append(jobs, j)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: claim: %w", err)
+		return nil, s.fail("claim", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: claim: %w", err)
+		return nil, s.fail("claim", err)
 	}
 	slices.SortFunc(jobs, func(a, b tenon.Job) int { return cmp.Compare(a.ID, b.ID) })
 	return jobs, nil
@@ -268,10 +267,10 @@ func (s *Store) Claim(ctx context.Context, queue string, max int, lease time.Dur
 func (s *Store) finish(ctx context.Context, what string, id int64, query string, args ...any) error {
 	res, err := s.writer.ExecContext(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("sqlite: %s job: %w", what, err)
+		return s.fail(what+" job", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: %s job: %w", what, err)
+		return s.fail(what+" job", err)
 	} else if n == 1 {
 		return nil
 	}
@@ -281,7 +280,7 @@ func (s *Store) finish(ctx context.Context, what string, id int64, query string,
 		return storeutil.JobNotFound(id)
 	}
 	if err != nil {
-		return fmt.Errorf("sqlite: %s job: %w", what, err)
+		return s.fail(what+" job", err)
 	}
 	if what == "requeue" {
 		return storeutil.JobNotDead(id, tenon.JobState(state))
@@ -324,12 +323,12 @@ func (s *Store) Stats(ctx context.Context, queue string) (tenon.QueueStats, erro
 	var oldest string
 	err := s.reader.QueryRowContext(ctx, statsSQL, formatTime(now), queue).Scan(&st.Pending, &st.Running, &oldest, &st.Dead)
 	if err != nil {
-		return tenon.QueueStats{}, fmt.Errorf("sqlite: queue stats: %w", err)
+		return tenon.QueueStats{}, s.fail("queue stats", err)
 	}
 	if oldest != "" {
 		t, err := parseTime(oldest)
 		if err != nil {
-			return tenon.QueueStats{}, fmt.Errorf("sqlite: queue stats: %w", err)
+			return tenon.QueueStats{}, s.fail("queue stats", err)
 		}
 		st.OldestAge = storeutil.OldestAge(now, t)
 	}
@@ -343,11 +342,11 @@ func (s *Store) PurgeJobs(ctx context.Context, before time.Time) (int, error) {
 	for {
 		res, err := s.writer.ExecContext(ctx, purgeSQL, cutoff)
 		if err != nil {
-			return total, fmt.Errorf("sqlite: purge jobs: %w", err)
+			return total, s.fail("purge jobs", err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return total, fmt.Errorf("sqlite: purge jobs: %w", err)
+			return total, s.fail("purge jobs", err)
 		}
 		total += int(n)
 		if n < 1000 {
@@ -374,19 +373,19 @@ func (s *Store) Jobs(ctx context.Context, f tenon.JobFilter) ([]tenon.Job, error
 	args = append(args, storeutil.ListLimit(f.Limit))
 	rows, err := s.reader.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list jobs: %w", err)
+		return nil, s.fail("list jobs", err)
 	}
 	defer rows.Close()
 	var jobs []tenon.Job
 	for rows.Next() {
 		j, err := s.scanJob(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list jobs: %w", err)
+			return nil, s.fail("list jobs", err)
 		}
 		jobs = append(jobs, j)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list jobs: %w", err)
+		return nil, s.fail("list jobs", err)
 	}
 	return jobs, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/tenon-dev/tenon"
@@ -29,14 +28,14 @@ func (s *Store) PutKV(ctx context.Context, key string, value []byte) error {
 	}
 	sealed, err := storeutil.SealKV(s.box, key, value)
 	if err != nil {
-		return fmt.Errorf("sqlite: put kv: %w", err)
+		return s.fail("put kv", err)
 	}
 	_, err = s.writer.ExecContext(ctx, `
 		INSERT INTO kv (key, value, size, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value, size = excluded.size, updated_at = excluded.updated_at`,
 		key, sealed, len(value), formatTime(storeutil.Now(s.now)))
 	if err != nil {
-		return fmt.Errorf("sqlite: put kv: %w", err)
+		return s.fail("put kv", err)
 	}
 	return nil
 }
@@ -54,14 +53,14 @@ func (s *Store) GetKV(ctx context.Context, key string) ([]byte, tenon.KVInfo, er
 		return nil, tenon.KVInfo{}, storeutil.KVNotFound(key)
 	}
 	if err != nil {
-		return nil, tenon.KVInfo{}, fmt.Errorf("sqlite: get kv: %w", err)
+		return nil, tenon.KVInfo{}, s.fail("get kv", err)
 	}
 	if info.Modified, err = parseTime(updated); err != nil {
-		return nil, tenon.KVInfo{}, fmt.Errorf("sqlite: get kv: %w", err)
+		return nil, tenon.KVInfo{}, s.fail("get kv", err)
 	}
 	value, err := storeutil.OpenKV(s.box, key, sealed)
 	if err != nil {
-		return nil, tenon.KVInfo{}, fmt.Errorf("sqlite: get kv: %w", err)
+		return nil, tenon.KVInfo{}, s.fail("get kv", err)
 	}
 	return value, info, nil
 }
@@ -78,10 +77,10 @@ func (s *Store) StatKV(ctx context.Context, key string) (tenon.KVInfo, error) {
 		return tenon.KVInfo{}, storeutil.KVNotFound(key)
 	}
 	if err != nil {
-		return tenon.KVInfo{}, fmt.Errorf("sqlite: stat kv: %w", err)
+		return tenon.KVInfo{}, s.fail("stat kv", err)
 	}
 	if info.Modified, err = parseTime(updated); err != nil {
-		return tenon.KVInfo{}, fmt.Errorf("sqlite: stat kv: %w", err)
+		return tenon.KVInfo{}, s.fail("stat kv", err)
 	}
 	return info, nil
 }
@@ -92,7 +91,7 @@ func (s *Store) DeleteKV(ctx context.Context, key string) error {
 		return err
 	}
 	if _, err := s.writer.ExecContext(ctx, `DELETE FROM kv WHERE key = ?`, key); err != nil {
-		return fmt.Errorf("sqlite: delete kv: %w", err)
+		return s.fail("delete kv", err)
 	}
 	return nil
 }
@@ -112,11 +111,11 @@ func (s *Store) DeleteKVPrefix(ctx context.Context, prefix string) (int, error) 
 	}
 	res, err := s.writer.ExecContext(ctx, q, args...)
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete kv prefix: %w", err)
+		return 0, s.fail("delete kv prefix", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete kv prefix: %w", err)
+		return 0, s.fail("delete kv prefix", err)
 	}
 	return int(n), nil
 }
@@ -137,7 +136,7 @@ func (s *Store) ListKV(ctx context.Context, prefix, after string, limit int) ([]
 	q, args = q+` ORDER BY key LIMIT ?`, append(args, storeutil.ListLimit(limit))
 	rows, err := s.reader.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list kv: %w", err)
+		return nil, s.fail("list kv", err)
 	}
 	defer rows.Close()
 	var out []tenon.KVInfo
@@ -145,15 +144,15 @@ func (s *Store) ListKV(ctx context.Context, prefix, after string, limit int) ([]
 		var info tenon.KVInfo
 		var updated string
 		if err := rows.Scan(&info.Key, &info.Size, &updated); err != nil {
-			return nil, fmt.Errorf("sqlite: list kv: %w", err)
+			return nil, s.fail("list kv", err)
 		}
 		if info.Modified, err = parseTime(updated); err != nil {
-			return nil, fmt.Errorf("sqlite: list kv: %w", err)
+			return nil, s.fail("list kv", err)
 		}
 		out = append(out, info)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list kv: %w", err)
+		return nil, s.fail("list kv", err)
 	}
 	return out, nil
 }
@@ -174,11 +173,11 @@ func (s *Store) TryLock(ctx context.Context, name, owner string, ttl time.Durati
 		WHERE kv_locks.owner = excluded.owner OR kv_locks.expires_at <= ?`,
 		name, owner, formatTime(now.Add(ttl)), formatTime(now))
 	if err != nil {
-		return false, fmt.Errorf("sqlite: try lock: %w", err)
+		return false, s.fail("try lock", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("sqlite: try lock: %w", err)
+		return false, s.fail("try lock", err)
 	}
 	return n == 1, nil
 }
@@ -189,7 +188,7 @@ func (s *Store) Unlock(ctx context.Context, name, owner string) error {
 		return err
 	}
 	if _, err := s.writer.ExecContext(ctx, `DELETE FROM kv_locks WHERE name = ? AND owner = ?`, name, owner); err != nil {
-		return fmt.Errorf("sqlite: unlock: %w", err)
+		return s.fail("unlock", err)
 	}
 	return nil
 }

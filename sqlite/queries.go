@@ -140,7 +140,7 @@ func (s *Store) Installation(ctx context.Context, clientKey string) (*tenon.Inst
 		return nil, storeutil.NotFound(clientKey)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: get installation: %w", err)
+		return nil, s.fail("get installation", err)
 	}
 	return in, nil
 }
@@ -158,19 +158,19 @@ func (s *Store) Installations(ctx context.Context, state tenon.State) ([]*tenon.
 		rows, err = s.listInstallationsBy.QueryContext(ctx, string(state))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list installations: %w", err)
+		return nil, s.fail("list installations", err)
 	}
 	defer rows.Close()
 	var list []*tenon.Installation
 	for rows.Next() {
 		in, err := s.scanInstallation(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list installations: %w", err)
+			return nil, s.fail("list installations", err)
 		}
 		list = append(list, in)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list installations: %w", err)
+		return nil, s.fail("list installations", err)
 	}
 	return list, nil
 }
@@ -182,7 +182,7 @@ func (s *Store) SaveInstallation(ctx context.Context, in *tenon.Installation) er
 	}
 	sealed, err := storeutil.Seal(s.box, in)
 	if err != nil {
-		return fmt.Errorf("sqlite: save installation: %w", err)
+		return s.fail("save installation", err)
 	}
 	now := formatTime(storeutil.Now(s.now))
 	var state, installed, updated string
@@ -191,14 +191,14 @@ func (s *Store) SaveInstallation(ctx context.Context, in *tenon.Installation) er
 		in.OAuthClientID, in.InstallationID, in.CloudID, sealed.Payload, now, now,
 	).Scan(&state, &installed, &updated)
 	if err != nil {
-		return fmt.Errorf("sqlite: save installation: %w", err)
+		return s.fail("save installation", err)
 	}
 	in.State = tenon.State(state)
 	if in.InstalledAt, err = parseTime(installed); err != nil {
-		return fmt.Errorf("sqlite: save installation: %w", err)
+		return s.fail("save installation", err)
 	}
 	if in.UpdatedAt, err = parseTime(updated); err != nil {
-		return fmt.Errorf("sqlite: save installation: %w", err)
+		return s.fail("save installation", err)
 	}
 	in.UninstalledAt = time.Time{}
 	return nil
@@ -216,7 +216,7 @@ func (s *Store) SetState(ctx context.Context, clientKey string, state tenon.Stat
 	// write can slip between the check of the current state and the update.
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: set state: %w", err)
+		return nil, s.fail("set state", err)
 	}
 	defer tx.Rollback()
 	in, err := s.scanInstallation(tx.StmtContext(ctx, s.lockedInstallation).QueryRowContext(ctx, clientKey))
@@ -224,7 +224,7 @@ func (s *Store) SetState(ctx context.Context, clientKey string, state tenon.Stat
 		return nil, storeutil.NotFound(clientKey)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: set state: %w", err)
+		return nil, s.fail("set state", err)
 	}
 	changed, err := storeutil.Transition(in.State, state)
 	if err != nil || !changed {
@@ -238,10 +238,10 @@ func (s *Store) SetState(ctx context.Context, clientKey string, state tenon.Stat
 		uninstalledAt = sql.NullString{String: formatTime(now), Valid: true}
 	}
 	if _, err := tx.StmtContext(ctx, s.updateState).ExecContext(ctx, string(state), formatTime(now), uninstalledAt, clientKey); err != nil {
-		return nil, fmt.Errorf("sqlite: set state: %w", err)
+		return nil, s.fail("set state", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: set state: %w", err)
+		return nil, s.fail("set state", err)
 	}
 	return in, nil
 }
@@ -267,7 +267,7 @@ func (s *Store) GetValue(ctx context.Context, clientKey, key string) (json.RawMe
 		return nil, storeutil.ValueNotFound(key)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: get value: %w", err)
+		return nil, s.fail("get value", err)
 	}
 	return v, nil
 }
@@ -284,7 +284,7 @@ func (s *Store) PutValue(ctx context.Context, clientKey, key string, value json.
 		return tenon.Errorf(tenon.EINVALID, "The clientKey is not valid.")
 	}
 	if _, err := s.putValue.ExecContext(ctx, clientKey, key, []byte(value), formatTime(storeutil.Now(s.now))); err != nil {
-		return fmt.Errorf("sqlite: put value: %w", err)
+		return s.fail("put value", err)
 	}
 	return nil
 }
@@ -298,7 +298,7 @@ func (s *Store) DeleteValue(ctx context.Context, clientKey, key string) error {
 		return nil // nothing can be stored under it
 	}
 	if _, err := s.deleteValue.ExecContext(ctx, clientKey, key); err != nil {
-		return fmt.Errorf("sqlite: delete value: %w", err)
+		return s.fail("delete value", err)
 	}
 	return nil
 }
@@ -324,7 +324,7 @@ func (s *Store) ListValues(ctx context.Context, clientKey, prefix, after string,
 	args = append(args, storeutil.ListLimit(limit))
 	rows, err := s.listValues[i].QueryContext(ctx, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list values: %w", err)
+		return nil, s.fail("list values", err)
 	}
 	defer rows.Close()
 	var kvs []tenon.KeyValue
@@ -332,13 +332,13 @@ func (s *Store) ListValues(ctx context.Context, clientKey, prefix, after string,
 		var kv tenon.KeyValue
 		var v []byte
 		if err := rows.Scan(&kv.Key, &v); err != nil {
-			return nil, fmt.Errorf("sqlite: list values: %w", err)
+			return nil, s.fail("list values", err)
 		}
 		kv.Value = v
 		kvs = append(kvs, kv)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list values: %w", err)
+		return nil, s.fail("list values", err)
 	}
 	return kvs, nil
 }
@@ -349,7 +349,7 @@ func (s *Store) DeleteTenantData(ctx context.Context, clientKey string) error {
 		return nil
 	}
 	if _, err := s.deleteTenantData.ExecContext(ctx, clientKey); err != nil {
-		return fmt.Errorf("sqlite: delete tenant data: %w", err)
+		return s.fail("delete tenant data", err)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/internal/storeutil"
@@ -27,7 +26,7 @@ func (s *Store) Setting(ctx context.Context, name string) (json.RawMessage, erro
 		return nil, settingNotFound(name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: get setting: %w", err)
+		return nil, s.fail("get setting", err)
 	}
 	return v, nil
 }
@@ -45,7 +44,7 @@ func (s *Store) PutSetting(ctx context.Context, name string, value json.RawMessa
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
 		name, []byte(value), formatTime(storeutil.Now(s.now)))
 	if err != nil {
-		return fmt.Errorf("sqlite: put setting: %w", err)
+		return s.fail("put setting", err)
 	}
 	return nil
 }
@@ -56,7 +55,7 @@ func (s *Store) DeleteSetting(ctx context.Context, name string) error {
 		return err
 	}
 	if _, err := s.writer.ExecContext(ctx, `DELETE FROM settings WHERE name = ?`, name); err != nil {
-		return fmt.Errorf("sqlite: delete setting: %w", err)
+		return s.fail("delete setting", err)
 	}
 	return nil
 }
@@ -74,7 +73,7 @@ func (s *Store) ListSettings(ctx context.Context, prefix string) ([]tenon.KeyVal
 		rows, err = s.reader.QueryContext(ctx, `SELECT name, value FROM settings WHERE name >= ? ORDER BY name`, prefix)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list settings: %w", err)
+		return nil, s.fail("list settings", err)
 	}
 	defer rows.Close()
 	var list []tenon.KeyValue
@@ -82,13 +81,13 @@ func (s *Store) ListSettings(ctx context.Context, prefix string) ([]tenon.KeyVal
 		var kv tenon.KeyValue
 		var v []byte
 		if err := rows.Scan(&kv.Key, &v); err != nil {
-			return nil, fmt.Errorf("sqlite: list settings: %w", err)
+			return nil, s.fail("list settings", err)
 		}
 		kv.Value = v
 		list = append(list, kv)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list settings: %w", err)
+		return nil, s.fail("list settings", err)
 	}
 	return list, nil
 }

@@ -19,6 +19,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -34,9 +35,10 @@ var migrationFiles embed.FS
 // other goose users keeps the two histories apart.
 const migrationTable = "tenon_migrations"
 
-// busyTimeout is how long a connection waits for a lock held by another
-// process (a backup or replication tool, the sqlite3 shell) before failing.
-const busyTimeout = 10 * time.Second
+// DefaultBusyTimeout is how long a connection waits for a lock held by
+// another process (a backup or replication tool, the sqlite3 shell)
+// before the call fails with EUNAVAILABLE.
+const DefaultBusyTimeout = 10 * time.Second
 
 var _ tenon.Store = (*Store)(nil)
 
@@ -51,6 +53,9 @@ type Options struct {
 	// MaxReaders bounds the read-only connection pool. Default: twice
 	// GOMAXPROCS, at least 4.
 	MaxReaders int
+	// BusyTimeout is how long a statement waits for a lock held by
+	// another process before failing. Default DefaultBusyTimeout.
+	BusyTimeout time.Duration
 }
 
 // Store is a tenon.Store backed by one SQLite file.
@@ -76,6 +81,9 @@ type Store struct {
 	deleteTenantData    *sql.Stmt    // writer
 
 	enqueues groupCommit // batches concurrent Enqueue calls (jobs.go)
+
+	busyTimeout time.Duration
+	closed      atomic.Bool
 }
 
 // Open opens or creates the database at path and brings its schema up to
@@ -97,7 +105,10 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxReaders <= 0 {
 		opts.MaxReaders = max(4, 2*runtime.GOMAXPROCS(0))
 	}
-	s := &Store{path: path, box: opts.SecretBox, now: opts.Now}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = DefaultBusyTimeout
+	}
+	s := &Store{path: path, box: opts.SecretBox, now: opts.Now, busyTimeout: opts.BusyTimeout}
 	if err := s.open(opts); err != nil {
 		s.Close()
 		return nil, err
@@ -125,7 +136,7 @@ func (s *Store) open(opts Options) error {
 	// _txlock=immediate takes the write lock at BEGIN, so a transaction
 	// that reads before it writes cannot fail half-way on an upgrade.
 	s.writer, err = sql.Open("sqlite", dsn(s.path,
-		"_pragma=busy_timeout("+fmt.Sprint(busyTimeout.Milliseconds())+")",
+		"_pragma=busy_timeout("+fmt.Sprint(s.busyTimeout.Milliseconds())+")",
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(FULL)",
 		"_pragma=foreign_keys(1)",
@@ -148,7 +159,7 @@ func (s *Store) open(opts Options) error {
 	// query_only makes a reader refuse writes, so a statement sent to the
 	// wrong pool fails loudly instead of bypassing the single writer.
 	s.reader, err = sql.Open("sqlite", dsn(s.path,
-		"_pragma=busy_timeout("+fmt.Sprint(busyTimeout.Milliseconds())+")",
+		"_pragma=busy_timeout("+fmt.Sprint(s.busyTimeout.Milliseconds())+")",
 		"_pragma=query_only(1)",
 	))
 	if err != nil {
@@ -208,8 +219,10 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 }
 
 // Close closes the readers, then the writer, whose close as the last
-// connection checkpoints the WAL into the main file.
+// connection checkpoints the WAL into the main file. Calls made
+// afterwards fail with EUNAVAILABLE.
 func (s *Store) Close() error {
+	s.closed.Store(true)
 	var errs []error
 	for _, st := range s.statements() {
 		if st != nil {

@@ -94,6 +94,13 @@ func TestConformance(t *testing.T) {
 			}
 			return b.String()
 		},
+		// A closed store is the outage SQLite can have underneath a
+		// running program; busy, full and failing disks have their own
+		// tests (unavailable_test.go).
+		Outage: func(t *testing.T, now func() time.Time) (tenon.Store, func(), func()) {
+			s := MustOpenPath(t, filepath.Join(t.TempDir(), "tenon.db"), now)
+			return s, func() { s.Close() }, nil
+		},
 	})
 }
 

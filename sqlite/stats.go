@@ -20,12 +20,12 @@ var (
 func (s *Store) Ping(ctx context.Context) error {
 	want, err := storeutil.LatestMigration(migrationFiles, "migrations")
 	if err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
+		return s.fail("ping", err)
 	}
 	var got sql.NullInt64
 	err = s.reader.QueryRowContext(ctx, `SELECT max(version_id) FROM `+migrationTable+` WHERE is_applied`).Scan(&got)
 	if err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
+		return s.fail("ping", err)
 	}
 	if got.Int64 < want {
 		return fmt.Errorf("sqlite: ping: schema version %d, want at least %d", got.Int64, want)
@@ -55,7 +55,7 @@ func poolStats(name string, st sql.DBStats) tenon.PoolStats {
 func (s *Store) CountInstallations(ctx context.Context) (map[tenon.State]int, error) {
 	rows, err := s.reader.QueryContext(ctx, `SELECT state, count(*) FROM installations GROUP BY state`)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: count installations: %w", err)
+		return nil, s.fail("count installations", err)
 	}
 	defer rows.Close()
 	out := map[tenon.State]int{}
@@ -63,12 +63,12 @@ func (s *Store) CountInstallations(ctx context.Context) (map[tenon.State]int, er
 		var state string
 		var n int
 		if err := rows.Scan(&state, &n); err != nil {
-			return nil, fmt.Errorf("sqlite: count installations: %w", err)
+			return nil, s.fail("count installations", err)
 		}
 		out[tenon.State(state)] = n
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: count installations: %w", err)
+		return nil, s.fail("count installations", err)
 	}
 	return out, nil
 }

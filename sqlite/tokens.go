@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/tenon-dev/tenon"
@@ -27,15 +26,15 @@ func (s *Store) Token(ctx context.Context, key string, now time.Time) (string, t
 		return "", time.Time{}, storeutil.TokenNotFound()
 	}
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("sqlite: get token: %w", err)
+		return "", time.Time{}, s.fail("get token", err)
 	}
 	expiresAt, err := parseTime(expires)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("sqlite: get token: %w", err)
+		return "", time.Time{}, s.fail("get token", err)
 	}
 	token, err := storeutil.OpenToken(s.box, key, sealed)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("sqlite: get token: %w", err)
+		return "", time.Time{}, s.fail("get token", err)
 	}
 	return token, expiresAt, nil
 }
@@ -47,7 +46,7 @@ func (s *Store) PutToken(ctx context.Context, key, token string, expiresAt time.
 	}
 	sealed, err := storeutil.SealToken(s.box, key, token)
 	if err != nil {
-		return fmt.Errorf("sqlite: put token: %w", err)
+		return s.fail("put token", err)
 	}
 	_, err = s.writer.ExecContext(ctx, `
 		INSERT INTO token_cache (key, token, expires_at, updated_at) VALUES (?, ?, ?, ?)
@@ -55,7 +54,7 @@ func (s *Store) PutToken(ctx context.Context, key, token string, expiresAt time.
 			updated_at = excluded.updated_at`,
 		key, sealed, formatTime(expiresAt), formatTime(storeutil.Now(s.now)))
 	if err != nil {
-		return fmt.Errorf("sqlite: put token: %w", err)
+		return s.fail("put token", err)
 	}
 	return nil
 }
@@ -66,7 +65,7 @@ func (s *Store) DeleteToken(ctx context.Context, key string) error {
 		return err
 	}
 	if _, err := s.writer.ExecContext(ctx, `DELETE FROM token_cache WHERE key = ?`, key); err != nil {
-		return fmt.Errorf("sqlite: delete token: %w", err)
+		return s.fail("delete token", err)
 	}
 	return nil
 }
@@ -75,11 +74,11 @@ func (s *Store) DeleteToken(ctx context.Context, key string) error {
 func (s *Store) PurgeTokens(ctx context.Context, before time.Time) (int, error) {
 	res, err := s.writer.ExecContext(ctx, `DELETE FROM token_cache WHERE expires_at < ?`, formatTime(before))
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: purge tokens: %w", err)
+		return 0, s.fail("purge tokens", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: purge tokens: %w", err)
+		return 0, s.fail("purge tokens", err)
 	}
 	return int(n), nil
 }

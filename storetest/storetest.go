@@ -29,6 +29,12 @@ type Options struct {
 	// look below the Store interface on its own, so this is required.
 	RawInstallation func(t *testing.T, s tenon.Store, clientKey string) string
 
+	// Outage opens a store whose database the suite takes away
+	// underneath it, to check that every method then fails with
+	// EUNAVAILABLE, and that the store serves again when the database
+	// is back. Nil skips that case.
+	Outage OutageFunc
+
 	// Short skips the slowest cases (those writing over a thousand values).
 	// Run also skips them under go test -short.
 	Short bool
@@ -97,6 +103,7 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 		{"Tokens", s.testTokens},
 		{"Settings", s.testSettings},
 		{"Forge", s.testForge},
+		{"Outage", s.testOutage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,6 +111,13 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 			tt.fn(t)
 		})
 	}
+}
+
+// RunOutage runs only the outage case of the suite (see Options.Outage),
+// for a store that has several ways of losing its database.
+func RunOutage(t *testing.T, outage OutageFunc) {
+	s := &suite{opts: Options{Outage: outage}}
+	s.testOutage(t)
 }
 
 type suite struct {

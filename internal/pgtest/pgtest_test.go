@@ -1,0 +1,73 @@
+package pgtest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenon-dev/tenon/internal/pgtest"
+)
+
+func query(t *testing.T, dsn string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS t (v int); INSERT INTO t VALUES (1)")
+	return err
+}
+
+func count(t *testing.T, dsn string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestStopAndRestart stops the server both ways and starts it again on
+// the same port with the data it had.
+func TestStopAndRestart(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Options{})
+	dsn := srv.CreateDatabase("app")
+	if err := query(t, dsn); err != nil {
+		t.Fatalf("first write: %v\n%s", err, srv.Log())
+	}
+	port, pid := srv.Port(), srv.PID()
+	if pid == 0 {
+		t.Fatal("PID is 0 while running")
+	}
+	for _, mode := range []pgtest.Mode{pgtest.Fast, pgtest.Immediate} {
+		srv.Stop(mode)
+		if srv.PID() != 0 {
+			t.Errorf("%s: PID still set after Stop", mode)
+		}
+		if err := query(t, dsn); err == nil {
+			t.Fatalf("%s: a stopped server answered", mode)
+		}
+		srv.Start()
+		if srv.Port() != port {
+			t.Errorf("%s: restarted on port %d, want %d", mode, srv.Port(), port)
+		}
+		if err := query(t, dsn); err != nil {
+			t.Fatalf("%s: after restart: %v", mode, err)
+		}
+	}
+	if n := count(t, dsn); n != 3 {
+		t.Errorf("found %d rows after two restarts, want the 3 written", n)
+	}
+}
