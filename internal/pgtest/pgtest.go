@@ -4,7 +4,7 @@
 // its own cluster (initdb) in a temporary directory, listening on a free
 // loopback port only, stopped by its PID when the test ends.
 //
-// The server binaries are looked up in $TENON_POSTGRES_BIN, then in
+// The server binaries are looked up in $TENON_TEST_POSTGRES_BIN, then in
 // /usr/lib/postgresql/<version>/bin (newest first), then on PATH. Without
 // them tests skip, unless TENON_REQUIRE_POSTGRES=1 (as in CI) makes their
 // absence a failure.
@@ -94,7 +94,7 @@ type Server struct {
 func BinDir(tb testing.TB) string {
 	tb.Helper()
 	var candidates []string
-	if d := os.Getenv("TENON_POSTGRES_BIN"); d != "" {
+	if d := os.Getenv("TENON_TEST_POSTGRES_BIN"); d != "" {
 		candidates = append(candidates, d)
 	}
 	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
@@ -108,7 +108,7 @@ func BinDir(tb testing.TB) string {
 			return d
 		}
 	}
-	unavailable(tb, "initdb and postgres were not found (set TENON_POSTGRES_BIN, or install the postgresql package)")
+	unavailable(tb, "initdb and postgres were not found (set TENON_TEST_POSTGRES_BIN, or install the postgresql package)")
 	return ""
 }
 
