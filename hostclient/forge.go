@@ -42,7 +42,7 @@ type ForgeOptions struct {
 // missing fails with tenon.EUNAVAILABLE and ErrNoForgeToken in the chain.
 func (c *Client) ForgeCall(fc *tenon.ForgeContext, asUser bool) *Tenant {
 	if fc == nil {
-		t := c.newTenant("Forge installation")
+		t := c.newTenant("Forge installation", "")
 		t.err = errors.New("hostclient: not a Forge call (Principal.Forge is nil)")
 		return t
 	}
@@ -111,7 +111,7 @@ func (c *Client) forgeCached(ctx context.Context, installationID, accountID stri
 // forgeTenant binds a Tenant to an installation's apiBaseUrl. It came in a
 // verified token, but a credential goes there, so it is checked again.
 func (c *Client) forgeTenant(installationID, cloudID, apiBaseURL string) *Tenant {
-	t := c.newTenant(fmt.Sprintf("Forge installation %q", installationID))
+	t := c.newTenant("Forge installation", installationID)
 	if err := t.setBase(apiBaseURL, "apiBaseUrl", c.forge.AllowHTTP); err != nil {
 		t.err = err
 		return t

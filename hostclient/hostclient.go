@@ -224,7 +224,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 // use.
 type Tenant struct {
 	c         *Client
-	name      string // names the tenant in errors: `tenant "<clientKey>"` or `Forge installation "<id>"`
+	kind, id  string // name the tenant in errors: kind "tenant" or "Forge installation", id its key
 	clientKey string
 	accountID string // the user calls act as; "" for the app or when unknown
 	product   string
@@ -255,14 +255,18 @@ type signer interface {
 
 // newTenant returns a Tenant whose HTTPClient is set and whose other
 // fields the caller fills in, or sets err.
-func (c *Client) newTenant(name string) *Tenant {
-	t := &Tenant{c: c, name: name}
+func (c *Client) newTenant(kind, id string) *Tenant {
+	t := &Tenant{c: c, kind: kind, id: id}
 	// No Timeout on the http.Client: the Resilience gives every request
 	// the deadline (Policy.Timeout, from the same setting), which costs a
 	// timer instead of the client's watchdog goroutine per request.
 	t.hc = &http.Client{Transport: &tenantTransport{t: t}, CheckRedirect: checkRedirect}
 	return t
 }
+
+// label names the tenant in errors: `tenant "<clientKey>"`, `Forge
+// installation "<id>"`. It is formatted only when needed.
+func (t *Tenant) label() string { return fmt.Sprintf("%s %q", t.kind, t.id) }
 
 // setBase checks the base URL a credential is sent to and binds t to it:
 // an absolute http(s) URL (http only when allowHTTP), without user info,
@@ -271,14 +275,14 @@ func (t *Tenant) setBase(raw, what string, allowHTTP bool) error {
 	base, err := url.Parse(raw)
 	switch {
 	case err != nil:
-		return fmt.Errorf("hostclient: %s: %s: %w", t.name, what, err)
+		return fmt.Errorf("hostclient: %s: %s: %w", t.label(), what, err)
 	case (base.Scheme != "https" && !(allowHTTP && base.Scheme == "http")), base.Host == "", base.User != nil,
 		base.Opaque != "", base.RawQuery != "", base.ForceQuery, base.Fragment != "":
 		kind := "https"
 		if allowHTTP {
 			kind = "http(s)"
 		}
-		return fmt.Errorf("hostclient: %s: %s %q is not an absolute %s URL without query", t.name, what, raw, kind)
+		return fmt.Errorf("hostclient: %s: %s %q is not an absolute %s URL without query", t.label(), what, raw, kind)
 	}
 	t.origin = &url.URL{Scheme: base.Scheme, Host: base.Host}
 	t.basePath = strings.TrimRight(base.EscapedPath(), "/")
@@ -293,21 +297,21 @@ func (t *Tenant) setBase(raw, what string, allowHTTP bool) error {
 // gives a Tenant whose every call fails with that reason.
 func (c *Client) AsApp(in *tenon.Installation) *Tenant {
 	if in == nil {
-		t := c.newTenant("tenant")
+		t := c.newTenant("tenant", "")
 		t.err = errors.New("hostclient: no installation")
 		return t
 	}
-	t := c.newTenant(fmt.Sprintf("tenant %q", in.ClientKey))
+	t := c.newTenant("tenant", in.ClientKey)
 	t.clientKey = in.ClientKey
 	switch {
 	case in.State == tenon.StateUninstalled:
 		t.err = tenon.Errorf(tenon.EFORBIDDEN, "The app is uninstalled from this site.")
 		return t
 	case in.SharedSecret == "":
-		t.err = fmt.Errorf("hostclient: %s has no shared secret", t.name)
+		t.err = fmt.Errorf("hostclient: %s has no shared secret", t.label())
 		return t
 	case c.appKey == "":
-		t.err = fmt.Errorf("hostclient: %s: the Client has no app key, the iss of Connect JWTs (see New)", t.name)
+		t.err = fmt.Errorf("hostclient: %s: the Client has no app key, the iss of Connect JWTs (see New)", t.label())
 		return t
 	}
 	if err := t.setBase(in.BaseURL, "baseUrl", true); err != nil {
@@ -339,19 +343,24 @@ func (t *Tenant) BaseURL() string {
 // HTTPClient returns an *http.Client whose requests are signed for this
 // tenant and sent under the client's Resilience, for Go client libraries
 // of the product APIs that accept one. Point the library at BaseURL.
-// Requests to any other origin, or outside the base path, fail without
-// being sent; redirects follow the package rules. The client has the
+// Requests to any other origin, outside the base path, or whose path Do
+// would refuse, fail with tenon.EINVALID without being sent; redirects
+// follow the package rules. The client has the
 // deadline of the Client (Options.HTTPClient's timeout, per request), and
 // no cookie jar.
 func (t *Tenant) HTTPClient() *http.Client { return t.hc }
 
 // Do sends one request signed for the tenant. path is relative to the
-// tenant's baseUrl and may carry a query:
+// tenant's base URL and may carry a query:
 // "/rest/api/3/issue/PROJ-1?fields=summary" (on Confluence, whose baseUrl
-// ends in /wiki, "/rest/api/content/123"). It must already be
-// percent-encoded as it should go on the wire (url.PathEscape each
-// variable segment, url.Values.Encode the query); anything that would make
-// it leave the tenant's origin is refused.
+// ends in /wiki, "/rest/api/content/123"; on Forge, relative to
+// apiBaseUrl, the same). It must already be percent-encoded as it should
+// go on the wire (url.PathEscape each variable segment, url.Values.Encode
+// the query). A path that could leave the base URL or mean something else
+// to the product — a scheme or host of its own, dot segments, encoded
+// slashes, backslashes, control characters, raw or percent-encoded (see
+// the package documentation) — is refused with tenon.EINVALID before a
+// token exists, and nothing is sent.
 //
 // hdr is added to the request, except Authorization, which is always the
 // client's own. GET and HEAD take no body; a body that should be resent on
@@ -422,7 +431,7 @@ func (t *Tenant) callError(method, rawPath string, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	err = fmt.Errorf("hostclient: %s %s on %s: %w", method, rawPath, t.name, err)
+	err = fmt.Errorf("hostclient: %s %s on %s: %w", method, rawPath, t.label(), err)
 	var (
 		rf  *refusedError
 		rl  *RateLimitedError

@@ -68,13 +68,13 @@ func (tt *tenantTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 func (t *Tenant) checkRequest(req *http.Request) (fullPath, rawQuery string, err error) {
 	u := req.URL
 	if u == nil || u.Opaque != "" || u.User != nil {
-		return "", "", refusal("the URL is opaque or has user info", "a request for "+t.name)
+		return "", "", refusal("the URL is opaque or has user info", "a request for "+t.label())
 	}
 	if u.Scheme != t.origin.Scheme || !strings.EqualFold(u.Host, t.origin.Host) ||
 		(req.Host != "" && !strings.EqualFold(req.Host, t.origin.Host)) {
 		// The host is safe to name; the path and query may not be.
 		return "", "", refusal("it is not for the site's own origin",
-			fmt.Sprintf("to send the credentials of %s to %s://%s", t.name, u.Scheme, u.Host))
+			fmt.Sprintf("to send the credentials of %s to %s://%s", t.label(), u.Scheme, u.Host))
 	}
 	if !validMethod(req.Method) {
 		return "", "", refusal("the method is not an HTTP method", fmt.Sprintf("method %q", req.Method))
@@ -85,7 +85,7 @@ func (t *Tenant) checkRequest(req *http.Request) (fullPath, rawQuery string, err
 	fullPath = u.EscapedPath()
 	rel, ok := strings.CutPrefix(fullPath, t.basePath)
 	if !ok || (rel != "" && rel[0] != '/') {
-		return "", "", refusal("the path is outside the base path "+strconv.Quote(t.basePath), fmt.Sprintf("path %q for %s", fullPath, t.name))
+		return "", "", refusal("the path is outside the base path "+strconv.Quote(t.basePath), fmt.Sprintf("path %q for %s", fullPath, t.label()))
 	}
 	if rel == "" {
 		rel = "/"
@@ -116,7 +116,7 @@ func (s connectJWT) authorization(_ context.Context, method, fullPath, rawQuery 
 		QSH:       qsh.Hash(method, fullPath, rawQuery, t.basePath),
 	}, t.secret)
 	if err != nil {
-		return "", refused("signing %s for %s: %v", method, t.name, err)
+		return "", refused("signing %s for %s: %v", method, t.label(), err)
 	}
 	return "JWT " + token, nil
 }
