@@ -166,3 +166,16 @@ func (c ForgeContext) LogValue() slog.Value {
 
 // String is LogValue for fmt.
 func (c ForgeContext) String() string { return c.LogValue().String() }
+
+// ForgeSystemTokenKey is the TokenCache key of the app system token of a
+// Forge installation: the server caches the one each call brings, and
+// product calls after the request read it.
+func ForgeSystemTokenKey(installationID string) string {
+	return "forge:system:" + installationID
+}
+
+// ForgeUserTokenKey is the TokenCache key of a user's Forge token on an
+// installation.
+func ForgeUserTokenKey(installationID, accountID string) string {
+	return "forge:user:" + installationID + ":" + accountID
+}

@@ -20,7 +20,7 @@ import (
 	"github.com/tenon-dev/tenon/cli"
 	"github.com/tenon-dev/tenon/examples/checklist"
 	"github.com/tenon-dev/tenon/fakeatlassian"
-	"github.com/tenon-dev/tenon/forge"
+	"github.com/tenon-dev/tenon/hostclient"
 	"github.com/tenon-dev/tenon/keyring"
 )
 
@@ -223,12 +223,13 @@ func testForgeMigration(t *testing.T, db func(*testing.T, string) string) {
 		}
 		// The system token Forge sent is cached: work after the request
 		// calls the product with it.
-		client := forge.NewClient(forge.ClientOptions{
-			Tokens: e.backend.Store.(tenon.TokenCache), Installations: fs, AllowHTTP: true,
+		client := hostclient.New(e.appKey, hostclient.Options{
+			Tokens: e.backend.Store.(tenon.TokenCache),
+			Forge:  hostclient.ForgeOptions{Installations: fs, AllowHTTP: true},
 		})
-		call, err := client.AsApp(ctx, inst.InstallationID)
+		call, err := client.ForgeAsApp(ctx, inst.InstallationID)
 		if err != nil {
-			t.Fatalf("AsApp after the request: %v", err)
+			t.Fatalf("ForgeAsApp after the request: %v", err)
 		}
 		var issue struct {
 			Key string `json:"key"`

@@ -17,9 +17,10 @@
 // successful refresh, so verification fails closed while the key set
 // cannot be fetched.
 //
-// The package also reads the expiry of the OAuth tokens Forge sends along
-// (x-forge-oauth-system, x-forge-oauth-user) and names their cache keys,
-// and its Client calls product APIs on app.apiBaseUrl with them.
+// The package also checks the OAuth tokens Forge sends along
+// (x-forge-oauth-system, x-forge-oauth-user) and reads their expiry. It
+// verifies and parses only, like connectjwt: calls to the product with
+// those tokens are hostclient's (Client.ForgeCall, ForgeAsApp).
 package forge
 
 import (

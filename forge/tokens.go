@@ -67,15 +67,3 @@ func ValidOAuthToken(token string) bool {
 	}
 	return true
 }
-
-// SystemTokenKey is the tenon.TokenCache key of the app system token of
-// an installation.
-func SystemTokenKey(installationID string) string {
-	return "forge:system:" + installationID
-}
-
-// UserTokenKey is the tenon.TokenCache key of a user's token on an
-// installation.
-func UserTokenKey(installationID, accountID string) string {
-	return "forge:user:" + installationID + ":" + accountID
-}

@@ -132,7 +132,9 @@ func (e *TokenError) Is(target error) bool {
 
 // refusedError is a request the client will not send: it would leave the
 // tenant's origin, or is malformed. It is the caller's mistake, never the
-// site's, so it neither trips a breaker nor reads as unavailability.
+// site's, so it neither trips a breaker nor reads as unavailability. The
+// refusals of what a request names (see refusal) carry one as the cause
+// of their EINVALID *tenon.Error.
 type refusedError struct{ msg string }
 
 func (e *refusedError) Error() string { return e.msg }

@@ -121,9 +121,41 @@ func ExampleClient_AsUser() {
 	}
 }
 
+// A Forge Remote handler calls the product with the token Forge sent
+// along; background work later uses the one the server cached.
+func ExampleClient_ForgeCall() {
+	var store interface {
+		tenon.TokenCache
+		tenon.ForgeStore
+	} // the Store: both tenon stores implement both
+	host := hostclient.New("", hostclient.Options{Tokens: store, Forge: hostclient.ForgeOptions{Installations: store}})
+	_ = func(w http.ResponseWriter, r *http.Request) error {
+		p := tenon.PrincipalFrom(r.Context())
+		var me struct {
+			DisplayName string `json:"displayName"`
+		}
+		// As the user who invoked the remote (the manifest must ask Forge
+		// to send the user token), on the installation's apiBaseUrl.
+		if err := host.ForgeCall(p.Forge, true).GetJSON(r.Context(), "/rest/api/3/myself", &me); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(w, "Hello,", me.DisplayName)
+		return err
+	}
+	_ = func(ctx context.Context, installationID, issueKey string) error {
+		tenant, err := host.ForgeAsApp(ctx, installationID) // EUNAVAILABLE until Forge sent a token
+		if err != nil {
+			return err
+		}
+		return tenant.SendJSON(ctx, http.MethodPut, "/rest/api/3/issue/"+url.PathEscape(issueKey)+"/properties/checklist",
+			map[string]int{"open": 0}, nil)
+	}
+}
+
 // Calls to a gateway that serves many sites on one host, such as
-// api.atlassian.com for Forge, name their site so that each site gets its
-// own breaker, concurrency limit and retry budget.
+// api.atlassian.com with a token of the app's own, name their site so
+// that each site gets its own breaker, concurrency limit and retry budget
+// (Forge calls through ForgeCall and ForgeAsApp do so themselves).
 func ExampleResilience() {
 	res := hostclient.NewResilience(hostclient.Policy{MaxConcurrent: 8})
 	client := &http.Client{Transport: res.Wrap(http.DefaultTransport)}

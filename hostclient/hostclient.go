@@ -1,21 +1,37 @@
 // Package hostclient makes the calls an app backend sends to the product
-// (Jira, Confluence, ...) of one of its tenants: signed as the app (an
-// HS256 Connect JWT whose qsh binds it to the one request it travels
-// with) or as a user (an OAuth 2.0 bearer token from the JWT-bearer grant,
-// for apps with the ACT_AS_USER scope), and protected against slow,
-// restarting and rate-limiting sites.
+// (Jira, Confluence, ...) of one of its tenants, Connect or Forge, and
+// protects them against slow, restarting and rate-limiting sites. A call
+// is signed one of four ways:
 //
-// A Client is made once per process. AsApp and AsUser bind it to one
-// tenant; the Tenant's GetJSON, SendJSON and Do take paths relative to the
-// tenant's baseUrl, and its HTTPClient is an *http.Client that signs every
-// request, for Go client libraries of the Jira and Confluence APIs.
+//   - Connect, as the app (AsApp): an HS256 Connect JWT whose qsh binds it
+//     to the one request it travels with;
+//   - Connect, as a user (AsUser): an OAuth 2.0 bearer token from the
+//     JWT-bearer grant, for apps with the ACT_AS_USER scope;
+//   - Forge, with the system or user token Forge sent with a request
+//     (ForgeCall), or the one cached from an earlier request (ForgeAsApp,
+//     ForgeAsUser), as a bearer token on the installation's apiBaseUrl.
+//
+// Everything else is one request path, whichever the signing: the same
+// checks of what a request names, the same Resilience, redirect policy,
+// response limit and errors.
+//
+// A Client is made once per process. AsApp, AsUser and the Forge methods
+// bind it to one tenant; the Tenant's GetJSON, SendJSON and Do take paths
+// relative to the tenant's base URL, and its HTTPClient is an *http.Client
+// that signs every request, for Go client libraries of the Jira and
+// Confluence APIs.
 //
 // # Only the tenant's own origin
 //
-// A Tenant signs nothing but requests to its tenant's baseUrl origin,
-// under its base path (e.g. /wiki); anything else is refused before a
-// token exists. Paths given to Do are checked the same way ("//evil.example",
-// "https://...", dot segments are refused). Redirects never carry a
+// A Tenant signs nothing but requests to its base URL's origin (the
+// Connect tenant's baseUrl, the Forge installation's apiBaseUrl), under its
+// base path (e.g. /wiki, /ex/jira/<cloudId>); anything else is refused
+// before a token exists, with tenon.EINVALID. Paths given to Do are checked
+// by the same rule, whatever builds them: a path with a scheme or host of
+// its own ("//evil.example", "https://..."), dot segments (raw or
+// percent-encoded, any case: "..", "%2e%2E", ".%2e"), encoded slashes
+// ("%2F"), backslashes (raw or "%5C") or control characters (raw or
+// "%00" to "%1F", "%7F") is never sent. Redirects never carry a
 // credential: one that stays on the origin is followed without it, one
 // that leaves the origin or changes the scheme is not followed at all and
 // comes back to the caller as the 3xx response it is.
@@ -122,6 +138,9 @@ type Options struct {
 	// Logger receives failures of the token cache (never tokens). Default:
 	// discard.
 	Logger *slog.Logger
+
+	// Forge configures calls for Forge installations.
+	Forge ForgeOptions
 }
 
 // Client signs and sends calls to the products of any tenant of one app.
@@ -135,10 +154,13 @@ type Client struct {
 	res       *Resilience
 	rt        http.RoundTripper // res around the base transport
 	users     *userTokens
+	tokens    tenon.TokenCache // Options.Tokens, for cached Forge tokens
+	forge     ForgeOptions
 }
 
 // New returns a client for the app with the descriptor key appKey, the
-// `iss` of every token it signs.
+// `iss` of every Connect JWT it signs. appKey may be "" for a client that
+// makes Forge calls only.
 func New(appKey string, opts Options) *Client {
 	var base http.RoundTripper = http.DefaultTransport
 	timeout := DefaultTimeout
@@ -150,12 +172,13 @@ func New(appKey string, opts Options) *Client {
 			timeout = hc.Timeout
 		}
 	}
-	c := &Client{appKey: appKey, now: opts.Now, userAgent: opts.UserAgent, maxBytes: opts.MaxResponseBytes, timeout: timeout}
+	c := &Client{appKey: appKey, now: opts.Now, userAgent: opts.UserAgent, maxBytes: opts.MaxResponseBytes, timeout: timeout,
+		tokens: opts.Tokens, forge: opts.Forge}
 	if c.now == nil {
 		c.now = time.Now
 	}
 	if c.userAgent == "" {
-		c.userAgent = DefaultUserAgent + " " + appKey
+		c.userAgent = strings.TrimSpace(DefaultUserAgent + " " + appKey)
 	}
 	if c.maxBytes <= 0 {
 		c.maxBytes = DefaultMaxResponseBytes
@@ -195,22 +218,76 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// Tenant makes calls to one tenant's product, as the app or as one user.
-// Get one from Client.AsApp or Client.AsUser; it is safe for concurrent
+// Tenant makes calls to one tenant's product, as the app or as one user,
+// for a Connect installation or a Forge one. Get one from Client.AsApp,
+// AsUser, ForgeCall, ForgeAsApp or ForgeAsUser; it is safe for concurrent
 // use.
 type Tenant struct {
 	c         *Client
+	kind, id  string // name the tenant in errors: kind "tenant" or "Forge installation", id its key
 	clientKey string
+	accountID string // the user calls act as; "" for the app or when unknown
 	product   string
-	secret    []byte
-	origin    *url.URL // scheme and host of the tenant's baseUrl
-	basePath  string   // path of the tenant's baseUrl without trailing '/', e.g. "/wiki"
-	baseURL   string   // the baseUrl as installed: the `tnt` of user assertions
-	site      string   // Target.Site: origin + base path
-	oauthID   string   // the installation's oauthClientId
+	origin    *url.URL // scheme and host of the base URL
+	basePath  string   // path of the base URL without trailing '/', e.g. "/wiki"
+	baseURL   string   // the base URL as installed: the `tnt` of user assertions
+	site      string   // Target.Site
+	secret    []byte   // Connect: the shared secret
+	oauthID   string   // Connect: the installation's oauthClientId
 	user      *userAuth
+	sign      signer // how requests are authorized
 	hc        *http.Client
 	err       error // why this tenant cannot be called, reported by every call
+}
+
+// signer is the one part of a request that differs between the ways a
+// Tenant calls: how it proves itself to the product. connectJWT signs as
+// the Connect app, userBearer sends a Connect user token, forgeBearer a
+// Forge OAuth token.
+type signer interface {
+	// authorization returns the Authorization header of one request, whose
+	// path (as on the wire, base path included) and raw query are given.
+	authorization(ctx context.Context, method, fullPath, rawQuery string) (string, error)
+	// refused is told that the product answered a request it authorized
+	// with 401, so a cached token can be dropped.
+	refused(ctx context.Context)
+}
+
+// newTenant returns a Tenant whose HTTPClient is set and whose other
+// fields the caller fills in, or sets err.
+func (c *Client) newTenant(kind, id string) *Tenant {
+	t := &Tenant{c: c, kind: kind, id: id}
+	// No Timeout on the http.Client: the Resilience gives every request
+	// the deadline (Policy.Timeout, from the same setting), which costs a
+	// timer instead of the client's watchdog goroutine per request.
+	t.hc = &http.Client{Transport: &tenantTransport{t: t}, CheckRedirect: checkRedirect}
+	return t
+}
+
+// label names the tenant in errors: `tenant "<clientKey>"`, `Forge
+// installation "<id>"`. It is formatted only when needed.
+func (t *Tenant) label() string { return fmt.Sprintf("%s %q", t.kind, t.id) }
+
+// setBase checks the base URL a credential is sent to and binds t to it:
+// an absolute http(s) URL (http only when allowHTTP), without user info,
+// query or fragment.
+func (t *Tenant) setBase(raw, what string, allowHTTP bool) error {
+	base, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("hostclient: %s: %s: %w", t.label(), what, err)
+	case (base.Scheme != "https" && !(allowHTTP && base.Scheme == "http")), base.Host == "", base.User != nil,
+		base.Opaque != "", base.RawQuery != "", base.ForceQuery, base.Fragment != "":
+		kind := "https"
+		if allowHTTP {
+			kind = "http(s)"
+		}
+		return fmt.Errorf("hostclient: %s: %s %q is not an absolute %s URL without query", t.label(), what, raw, kind)
+	}
+	t.origin = &url.URL{Scheme: base.Scheme, Host: base.Host}
+	t.basePath = strings.TrimRight(base.EscapedPath(), "/")
+	t.baseURL = raw
+	return nil
 }
 
 // AsApp returns the tenant of in, whose calls are signed with its shared
@@ -219,45 +296,38 @@ type Tenant struct {
 // secret, a baseUrl that is not an absolute http(s) URL, uninstalled)
 // gives a Tenant whose every call fails with that reason.
 func (c *Client) AsApp(in *tenon.Installation) *Tenant {
-	t := &Tenant{c: c}
-	// No Timeout on the http.Client: the Resilience gives every request
-	// the deadline (Policy.Timeout, from the same setting), which costs a
-	// timer instead of the client's watchdog goroutine per request.
-	t.hc = &http.Client{Transport: &tenantTransport{t: t}, CheckRedirect: checkRedirect}
 	if in == nil {
+		t := c.newTenant("tenant", "")
 		t.err = errors.New("hostclient: no installation")
 		return t
 	}
+	t := c.newTenant("tenant", in.ClientKey)
 	t.clientKey = in.ClientKey
 	switch {
 	case in.State == tenon.StateUninstalled:
 		t.err = tenon.Errorf(tenon.EFORBIDDEN, "The app is uninstalled from this site.")
 		return t
 	case in.SharedSecret == "":
-		t.err = fmt.Errorf("hostclient: tenant %q has no shared secret", in.ClientKey)
+		t.err = fmt.Errorf("hostclient: %s has no shared secret", t.label())
+		return t
+	case c.appKey == "":
+		t.err = fmt.Errorf("hostclient: %s: the Client has no app key, the iss of Connect JWTs (see New)", t.label())
 		return t
 	}
-	base, err := url.Parse(in.BaseURL)
-	switch {
-	case err != nil:
-		t.err = fmt.Errorf("hostclient: tenant %q: baseUrl: %w", in.ClientKey, err)
-		return t
-	case base.Scheme != "https" && base.Scheme != "http", base.Host == "", base.User != nil,
-		base.Opaque != "", base.RawQuery != "", base.ForceQuery, base.Fragment != "":
-		t.err = fmt.Errorf("hostclient: tenant %q: baseUrl %q is not an absolute http(s) URL without query", in.ClientKey, in.BaseURL)
+	if err := t.setBase(in.BaseURL, "baseUrl", true); err != nil {
+		t.err = err
 		return t
 	}
 	t.secret = []byte(in.SharedSecret)
-	t.origin = &url.URL{Scheme: base.Scheme, Host: base.Host}
-	t.basePath = strings.TrimRight(base.EscapedPath(), "/")
-	t.baseURL = in.BaseURL
-	t.site = base.Scheme + "://" + strings.ToLower(base.Host) + t.basePath
+	t.site = t.origin.Scheme + "://" + strings.ToLower(t.origin.Host) + t.basePath
 	t.product = in.ProductType
 	t.oauthID = in.OAuthClientID
+	t.sign = connectJWT{t: t}
 	return t
 }
 
-// ClientKey returns the tenant's clientKey.
+// ClientKey returns the Connect tenant's clientKey; "" for a Forge
+// installation.
 func (t *Tenant) ClientKey() string { return t.clientKey }
 
 // BaseURL returns the URL a client library should put in front of API
@@ -273,19 +343,24 @@ func (t *Tenant) BaseURL() string {
 // HTTPClient returns an *http.Client whose requests are signed for this
 // tenant and sent under the client's Resilience, for Go client libraries
 // of the product APIs that accept one. Point the library at BaseURL.
-// Requests to any other origin, or outside the base path, fail without
-// being sent; redirects follow the package rules. The client has the
+// Requests to any other origin, outside the base path, or whose path Do
+// would refuse, fail with tenon.EINVALID without being sent; redirects
+// follow the package rules. The client has the
 // deadline of the Client (Options.HTTPClient's timeout, per request), and
 // no cookie jar.
 func (t *Tenant) HTTPClient() *http.Client { return t.hc }
 
 // Do sends one request signed for the tenant. path is relative to the
-// tenant's baseUrl and may carry a query:
+// tenant's base URL and may carry a query:
 // "/rest/api/3/issue/PROJ-1?fields=summary" (on Confluence, whose baseUrl
-// ends in /wiki, "/rest/api/content/123"). It must already be
-// percent-encoded as it should go on the wire (url.PathEscape each
-// variable segment, url.Values.Encode the query); anything that would make
-// it leave the tenant's origin is refused.
+// ends in /wiki, "/rest/api/content/123"; on Forge, relative to
+// apiBaseUrl, the same). It must already be percent-encoded as it should
+// go on the wire (url.PathEscape each variable segment, url.Values.Encode
+// the query). A path that could leave the base URL or mean something else
+// to the product — a scheme or host of its own, dot segments, encoded
+// slashes, backslashes, control characters, raw or percent-encoded (see
+// the package documentation) — is refused with tenon.EINVALID before a
+// token exists, and nothing is sent.
 //
 // hdr is added to the request, except Authorization, which is always the
 // client's own. GET and HEAD take no body; a body that should be resent on
@@ -301,12 +376,12 @@ func (t *Tenant) Do(ctx context.Context, method, path string, body io.Reader, hd
 		return nil, t.err
 	}
 	if !validMethod(method) {
-		return nil, fmt.Errorf("hostclient: %q is not an HTTP method", method)
+		return nil, refusal("the method is not an HTTP method", fmt.Sprintf("method %q", method))
 	}
 	if body != nil && (method == http.MethodGet || method == http.MethodHead) {
-		return nil, fmt.Errorf("hostclient: %s %s: a %s request takes no body", method, pathOnly(path), method)
+		return nil, refusal("a "+method+" request takes no body", fmt.Sprintf("%s %s", method, pathOnly(path)))
 	}
-	rawPath, rawQuery, err := splitTarget(path)
+	rawPath, rawQuery, err := checkTarget(path)
 	if err != nil {
 		return nil, err
 	}
@@ -315,11 +390,11 @@ func (t *Tenant) Do(ctx context.Context, method, path string, body io.Reader, hd
 	// Path and RawPath together make the client send fullPath byte for
 	// byte, the very path the qsh covers.
 	if u.Path, err = url.PathUnescape(fullPath); err != nil {
-		return nil, fmt.Errorf("hostclient: %s %s: the path has a malformed escape: %w", method, rawPath, err)
+		return nil, refusal("the path has a malformed percent-escape", fmt.Sprintf("path %q", rawPath))
 	}
 	u.RawPath = fullPath
 	if u.EscapedPath() != fullPath {
-		return nil, fmt.Errorf("hostclient: %s %s: the path must be percent-encoded (url.PathEscape each segment)", method, rawPath)
+		return nil, refusal("the path must be percent-encoded (url.PathEscape each segment)", fmt.Sprintf("path %q", rawPath))
 	}
 	// One deadline for the whole call, redirects and reading the body
 	// included; it ends when the body is closed.
@@ -356,7 +431,7 @@ func (t *Tenant) callError(method, rawPath string, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	err = fmt.Errorf("hostclient: %s %s on tenant %q: %w", method, rawPath, t.clientKey, err)
+	err = fmt.Errorf("hostclient: %s %s on %s: %w", method, rawPath, t.label(), err)
 	var (
 		rf  *refusedError
 		rl  *RateLimitedError
@@ -527,45 +602,6 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 		}
 	}
 	return 0
-}
-
-// splitTarget checks a caller's path and splits it at '?'. It accepts only
-// an absolute path with an optional query: no scheme, no authority, no
-// "//" start (a network-path reference names another host), no
-// backslashes (some servers read them as '/'), no fragment, no dot
-// segments (they could climb out of the tenant's base path), no bytes
-// that are not allowed raw in a request target.
-func splitTarget(target string) (rawPath, rawQuery string, err error) {
-	bad := func(why string) error {
-		return fmt.Errorf("hostclient: refusing path %q: %s", pathOnly(target), why)
-	}
-	switch {
-	case target == "" || target[0] != '/':
-		return "", "", bad("it must start with '/' and be relative to the tenant's baseUrl")
-	case strings.HasPrefix(target, "//"):
-		return "", "", bad("a path starting with // names another host")
-	case strings.ContainsAny(target, "\\#"):
-		return "", "", bad("backslashes and fragments are not allowed")
-	}
-	for i := 0; i < len(target); i++ {
-		if c := target[i]; c <= ' ' || c >= 0x7f {
-			return "", "", bad("it must be percent-encoded (no spaces, control or non-ASCII bytes)")
-		}
-	}
-	rawPath, rawQuery, _ = strings.Cut(target, "?")
-	for seg := range strings.SplitSeq(rawPath, "/") {
-		if s, err := url.PathUnescape(seg); err == nil && (s == "." || s == "..") {
-			return "", "", bad("dot segments are not allowed")
-		}
-	}
-	return rawPath, rawQuery, nil
-}
-
-// pathOnly drops the query, which can hold user data, from what goes into
-// error messages and logs.
-func pathOnly(target string) string {
-	p, _, _ := strings.Cut(target, "?")
-	return p
 }
 
 func validMethod(m string) bool {

@@ -72,8 +72,25 @@ func (c *Client) AsUser(in *tenon.Installation, accountID string, scopes ...stri
 	}
 	t.user = &userAuth{accountID: accountID, scopes: norm}
 	t.user.key = userTokenKey(t, accountID, norm)
+	t.accountID = accountID
+	t.sign = userBearer{t: t}
 	return t
 }
+
+// userBearer authorizes as a Connect user: a bearer token from the
+// JWT-bearer grant, cached.
+type userBearer struct{ t *Tenant }
+
+func (s userBearer) authorization(ctx context.Context, _, _, _ string) (string, error) {
+	token, err := s.t.c.users.token(ctx, s.t)
+	if err != nil {
+		return "", err
+	}
+	return "Bearer " + token, nil
+}
+
+// refused drops the token: the next call fetches a new one.
+func (s userBearer) refused(ctx context.Context) { s.t.c.users.forget(ctx, s.t.user.key) }
 
 // userAuth is the user a Tenant acts as.
 type userAuth struct {
@@ -82,13 +99,9 @@ type userAuth struct {
 	key       string   // the token cache key
 }
 
-// AccountID returns the user a Tenant from AsUser acts as; "" for the app.
-func (t *Tenant) AccountID() string {
-	if t.user == nil {
-		return ""
-	}
-	return t.user.accountID
-}
+// AccountID returns the user a Tenant from AsUser or ForgeAsUser acts as;
+// "" for the app, and for ForgeCall, whose token names the user itself.
+func (t *Tenant) AccountID() string { return t.accountID }
 
 func validAccountID(id string) bool {
 	if id == "" || len(id) > maxAccountIDLength {

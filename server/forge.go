@@ -41,7 +41,7 @@ import (
 // Principal.Forge describes the Forge side, with the OAuth tokens Forge
 // sent along. Those tokens are also cached in the store (tenon.TokenCache)
 // by their exp, so background work can call the product after the
-// request ended (forge.Client.AsApp).
+// request ended (hostclient.Client.ForgeAsApp).
 
 // Defaults of the Forge side.
 const (
@@ -549,9 +549,9 @@ func (s *Server) cacheForgeTokens(ctx context.Context, installationID, accountID
 		st.written[key] = exp
 		st.mu.Unlock()
 	}
-	put(forge.SystemTokenKey(installationID), system)
+	put(tenon.ForgeSystemTokenKey(installationID), system)
 	if accountID != "" {
-		put(forge.UserTokenKey(installationID, accountID), user)
+		put(tenon.ForgeUserTokenKey(installationID, accountID), user)
 	}
 }
 
@@ -738,9 +738,9 @@ func (s *Server) ForgePrincipal(ctx context.Context, installationID, accountID s
 	var system, user string
 	if tc := s.forge.tokens; tc != nil {
 		now := s.cfg.Now()
-		system, _, _ = tc.Token(ctx, forge.SystemTokenKey(installationID), now)
+		system, _, _ = tc.Token(ctx, tenon.ForgeSystemTokenKey(installationID), now)
 		if accountID != "" {
-			user, _, _ = tc.Token(ctx, forge.UserTokenKey(installationID, accountID), now)
+			user, _, _ = tc.Token(ctx, tenon.ForgeUserTokenKey(installationID, accountID), now)
 		}
 	}
 	p.Forge.SetTokens(system, user)

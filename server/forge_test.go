@@ -261,11 +261,11 @@ func TestForgeAndConnectShareTenantData(t *testing.T) {
 	if err != nil || rec.ClientKey != "client-a" || !rec.FirstSeen.Equal(fe.clock.Now()) {
 		t.Fatalf("recorded installation %+v, %v", rec, err)
 	}
-	tok, exp, err := fe.store.Token(context.Background(), forge.SystemTokenKey(forgeInst), fe.clock.Now())
+	tok, exp, err := fe.store.Token(context.Background(), tenon.ForgeSystemTokenKey(forgeInst), fe.clock.Now())
 	if err != nil || tok != system || !exp.Equal(fe.clock.Now().Add(2*time.Hour).Truncate(time.Second)) {
 		t.Errorf("cached system token: %v %v", exp, err)
 	}
-	if tok, _, err := fe.store.Token(context.Background(), forge.UserTokenKey(forgeInst, forgeUser), fe.clock.Now()); err != nil || tok != user {
+	if tok, _, err := fe.store.Token(context.Background(), tenon.ForgeUserTokenKey(forgeInst, forgeUser), fe.clock.Now()); err != nil || tok != user {
 		t.Errorf("cached user token: %v", err)
 	}
 }
@@ -423,14 +423,14 @@ func TestForgeTokensCachedByExp(t *testing.T) {
 	// not written: the cache is not rewritten on every call.
 	second := oauthToken("app", now.Add(2*time.Hour))
 	fe.call(http.MethodGet, "/forge/shared", fe.fit(), "", forge.SystemTokenHeader, second)
-	if tok, _, _ := fe.store.Token(ctx, forge.SystemTokenKey(forgeInst), now); tok != first {
+	if tok, _, _ := fe.store.Token(ctx, tenon.ForgeSystemTokenKey(forgeInst), now); tok != first {
 		t.Error("the cached token was rewritten long before it expired")
 	}
 	// Close to expiry, the next call's token replaces it.
 	fe.clock.Advance(50 * time.Minute)
 	third := oauthToken("app", fe.clock.Now().Add(2*time.Hour))
 	fe.call(http.MethodGet, "/forge/shared", fe.fit(), "", forge.SystemTokenHeader, third)
-	if tok, _, _ := fe.store.Token(ctx, forge.SystemTokenKey(forgeInst), fe.clock.Now()); tok != third {
+	if tok, _, _ := fe.store.Token(ctx, tenon.ForgeSystemTokenKey(forgeInst), fe.clock.Now()); tok != third {
 		t.Error("the token was not replaced close to its expiry")
 	}
 	// Values that are not tokens are neither cached nor passed on.
@@ -441,7 +441,7 @@ func TestForgeTokensCachedByExp(t *testing.T) {
 	}
 	expired := oauthToken("app", fe.clock.Now().Add(-time.Minute))
 	fe.call(http.MethodGet, "/forge/shared", fe.fit(), "", forge.UserTokenHeader, expired)
-	if _, _, err := fe.store.Token(ctx, forge.UserTokenKey(forgeInst, forgeUser), fe.clock.Now().Add(-time.Hour)); tenon.ErrorCode(err) != tenon.ENOTFOUND {
+	if _, _, err := fe.store.Token(ctx, tenon.ForgeUserTokenKey(forgeInst, forgeUser), fe.clock.Now().Add(-time.Hour)); tenon.ErrorCode(err) != tenon.ENOTFOUND {
 		t.Errorf("an expired token was cached: %v", err)
 	}
 }
