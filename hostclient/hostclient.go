@@ -269,18 +269,19 @@ func (c *Client) newTenant(kind, id string) *Tenant {
 func (t *Tenant) label() string { return fmt.Sprintf("%s %q", t.kind, t.id) }
 
 // setBase checks the base URL a credential is sent to and binds t to it:
-// an absolute http(s) URL (http only when allowHTTP), without user info,
-// query or fragment.
+// an absolute https URL, or http to a loopback host when allowHTTP (a
+// product on this machine: a credential sent in the clear anywhere else can
+// be read on the way), without user info, query or fragment.
 func (t *Tenant) setBase(raw, what string, allowHTTP bool) error {
 	base, err := url.Parse(raw)
 	switch {
 	case err != nil:
 		return fmt.Errorf("hostclient: %s: %s: %w", t.label(), what, err)
-	case (base.Scheme != "https" && !(allowHTTP && base.Scheme == "http")), base.Host == "", base.User != nil,
+	case (base.Scheme != "https" && !(allowHTTP && base.Scheme == "http" && tenon.LoopbackHost(base.Hostname()))), base.Host == "", base.User != nil,
 		base.Opaque != "", base.RawQuery != "", base.ForceQuery, base.Fragment != "":
 		kind := "https"
 		if allowHTTP {
-			kind = "http(s)"
+			kind = "https (or loopback http)"
 		}
 		return fmt.Errorf("hostclient: %s: %s %q is not an absolute %s URL without query", t.label(), what, raw, kind)
 	}

@@ -299,9 +299,16 @@ func TestUnusableInstallation(t *testing.T) {
 		"ftp":          {ClientKey: "c", SharedSecret: secret, BaseURL: "ftp://a.atlassian.net"},
 		"user info":    {ClientKey: "c", SharedSecret: secret, BaseURL: "https://u:p@a.atlassian.net"},
 		"query":        {ClientKey: "c", SharedSecret: secret, BaseURL: "https://a.atlassian.net/?x=1"},
+		// Plain http only to a product on this machine.
+		"http, not loopback": {ClientKey: "c", SharedSecret: secret, BaseURL: "http://a.atlassian.net"},
+		"http, private net":  {ClientKey: "c", SharedSecret: secret, BaseURL: "http://10.0.0.7:8080"},
+		"http, .localhost":   {ClientKey: "c", SharedSecret: secret, BaseURL: "http://app.localhost:8080"},
 	} {
-		if err := c.AsApp(in).GetJSON(context.Background(), "/rest/api/3/myself", nil); err == nil {
+		err := c.AsApp(in).GetJSON(context.Background(), "/rest/api/3/myself", nil)
+		if err == nil {
 			t.Errorf("%s: call succeeded; want an error", name)
+		} else if strings.HasPrefix(name, "http,") && !strings.Contains(err.Error(), "loopback http") {
+			t.Errorf("%s: %v does not say http is for loopback only", name, err)
 		}
 	}
 }
