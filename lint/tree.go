@@ -106,8 +106,12 @@ func parseJSON(raw []byte, file string) (*doc, []Problem) {
 	msg := err.Error()
 	switch {
 	case errors.As(err, &se):
-		// Offset is just past the byte that broke the syntax.
-		off = int(se.Offset) - 1
+		// The decoder's offsets count differently from Unmarshal's,
+		// whose Offset is just past the byte that broke the syntax.
+		var v any
+		if errors.As(json.Unmarshal(raw, &v), &se) {
+			off = int(se.Offset) - 1
+		}
 		msg = "invalid JSON: " + se.Error()
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		off = len(raw)
