@@ -121,7 +121,11 @@ func suggest(got string, candidates []string) string {
 			best, bestDist = c, d
 		}
 	}
-	if bestDist <= max(2, len(got)/3) {
+	limit := max(1, len(got)/3)
+	if len(got) >= 5 {
+		limit = max(limit, 2)
+	}
+	if bestDist <= limit {
 		return best
 	}
 	// A key cut short ("exclude" for "excludeBody") is a likely typo too.
@@ -135,25 +139,30 @@ func suggest(got string, candidates []string) string {
 	return ""
 }
 
-// distance is the Levenshtein distance of a and b, by bytes.
+// distance is the edit distance of a and b by bytes, counting a swap of
+// two neighbours as one edit (optimal string alignment).
 func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }
 
 // didYouMean is "; did you mean %q?" for a near candidate, else "".

@@ -94,7 +94,12 @@ func manifestReferences(d *doc) []Problem {
 	for t := range modules {
 		types = append(types, t)
 	}
-	sort.Strings(types)
+	// In file order, so a duplicate is reported where it is repeated.
+	sort.Slice(types, func(i, j int) bool {
+		a, _ := d.at([]string{"modules", types[i]})
+		b, _ := d.at([]string{"modules", types[j]})
+		return a.keyLine < b.keyLine || (a.keyLine == b.keyLine && types[i] < types[j])
+	})
 	for _, t := range types {
 		items, _ := modules[t].([]any)
 		for i, it := range items {

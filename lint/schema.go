@@ -153,6 +153,19 @@ func (r *reporter) walk(e *jsonschema.ValidationError) {
 				best, bestDepth = c, d
 			}
 		}
+		if best == nil {
+			// No branch got past this value: when all but one fail on
+			// its type alone, the one left says what is wrong.
+			var left []*jsonschema.ValidationError
+			for _, c := range e.Causes {
+				if _, typeOnly := c.ErrorKind.(*kind.Type); !typeOnly {
+					left = append(left, c)
+				}
+			}
+			if len(left) == 1 {
+				best = left[0]
+			}
+		}
 		if best != nil {
 			r.walk(best)
 			return
@@ -164,9 +177,9 @@ func (r *reporter) walk(e *jsonschema.ValidationError) {
 		r.add(r.doc.problem(n, false, Error, "%s: %s", label, msg))
 	case *kind.Required:
 		for _, m := range k.Missing {
-			hint := describe(property(sch, m))
+			hint := describe(sch)
 			if hint == "" {
-				hint = describe(sch)
+				hint = describe(property(sch, m))
 			}
 			r.add(r.doc.problem(n, true, Error, "%s: missing %q%s", label, m, withHint(hint)))
 		}
@@ -195,27 +208,6 @@ func (r *reporter) walk(e *jsonschema.ValidationError) {
 			}
 			r.add(r.doc.problem(kid, true, Error, "%s", msg))
 		}
-	case *kind.PropertyNames:
-		kid := n.kids[k.Property]
-		if kid == nil {
-			kid = n
-		}
-		msg := fmt.Sprintf("%s: key %q is not allowed here", label, k.Property)
-		if sch != nil && sch.PropertyNames != nil {
-			if h := describe(sch); h != "" {
-				msg += ": " + h
-			}
-			if enum := sch.PropertyNames.Enum; enum != nil {
-				var names []string
-				for _, v := range enum.Values {
-					if s, ok := v.(string); ok {
-						names = append(names, s)
-					}
-				}
-				msg += didYouMean(k.Property, names)
-			}
-		}
-		r.add(r.doc.problem(kid, true, Error, "%s", msg))
 	case *kind.Type:
 		r.add(r.doc.problem(n, false, Error, "%s: must be %s, not %s%s", label, strings.Join(k.Want, " or "), k.Got, withHint(describe(sch))))
 	case *kind.Enum:

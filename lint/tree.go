@@ -93,8 +93,8 @@ func parseJSON(raw []byte, file string) (*doc, []Problem) {
 	p.dec.UseNumber()
 	v, n, err := p.value()
 	if err == nil {
+		off := p.next()
 		if _, err2 := p.dec.Token(); err2 != io.EOF {
-			off := p.next()
 			line, col := l.pos(off)
 			return nil, []Problem{{File: file, Line: line, Col: col, Msg: "unexpected data after the JSON value: the file must hold one JSON object"}}
 		}
