@@ -201,8 +201,11 @@ func moduleURLs(d *doc) []moduleURL {
 			}
 		}
 	}
+	known := connectModuleTypes()
 	for _, typ := range types {
-		walk(modules[typ], []string{"modules", typ}, typ)
+		if known[typ] { // an unknown type is reported as such, not its urls
+			walk(modules[typ], []string{"modules", typ}, typ)
+		}
 	}
 	return out
 }
