@@ -106,59 +106,76 @@ func TestDescriptorProblems(t *testing.T) {
 	}
 }
 
+// oracle says how Atlassian's published manifest schema judges a case
+// (see TestAtlassianSchemaAgrees).
+type oracle int
+
+const (
+	agree     oracle = iota // it finds the manifest invalid too
+	tenonOnly               // it cannot: a cross-reference, a duplicate, or a module type it leaves open
+)
+
+// manifestCase is base.yml with one edit, and the problems it has.
+type manifestCase struct {
+	name   string
+	oracle oracle
+	old    string
+	new    string
+	want   []string
+}
+
+var manifestCases = []manifestCase{
+	{"unknown module type", tenonOnly, "  trigger:\n", "  triggers:\n", []string{
+		`m.yml:6:3: unknown module type "triggers"; did you mean "trigger"?`,
+	}},
+	{"syntax error", agree, "  runtime:\n", " runtime:\n", []string{
+		`m.yml:2:1: invalid YAML: yaml: line 2: did not find expected key`,
+	}},
+	{"no app id", agree, "  id: ari:cloud:ecosystem::app/00000000-0000-4000-8000-000000000000\n", "", []string{
+		`m.yml:1:1: app: missing "id": the id ` + "`forge register`" + ` gives: ari:cloud:ecosystem::app/<uuid>`,
+	}},
+	{"bad app id", agree, "id: ari:cloud:ecosystem::app/00000000-0000-4000-8000-000000000000", "id: my-app", []string{
+		`m.yml:2:7: app.id: "my-app" is not allowed: the id ` + "`forge register`" + ` gives: ari:cloud:ecosystem::app/<uuid>`,
+	}},
+	{"bad runtime", agree, "nodejs22.x", "nodejs18.x", []string{
+		`m.yml:4:11: app.runtime.name: "nodejs18.x" is not one of nodejs20.x, nodejs22.x, nodejs24.x; did you mean "nodejs20.x"?`,
+	}},
+	{"unknown operation", agree, "      - storage\n", "      - storag\n", []string{
+		`m.yml:30:9: remotes[0].operations[0]: "storag" is not one of storage, compute, fetch, other; did you mean "storage"?`,
+	}},
+	{"region map without default", agree, "      default: https://app.example.com\n", "", []string{
+		`m.yml:26:5: remotes[0].baseUrl: missing "default"`,
+	}},
+	{"unknown region", agree, "      EU: https://eu", "      XX: https://eu", []string{
+		`m.yml:28:7: unknown key "XX" in remotes[0].baseUrl; known: AU, CA, CH, DE, EU, GB, IN, JP, KR, SG, US, default`,
+	}},
+	{"undefined remote", tenonOnly, "      remote: backend\n      route:\n        path: /forge/events", "      remote: backnd\n      route:\n        path: /forge/events", []string{
+		`m.yml:17:15: modules.endpoint[0].remote: remote "backnd" is not defined; add it to remotes; did you mean "backend"?`,
+	}},
+	{"undefined endpoint", tenonOnly, "endpoint: events", "endpoint: event", []string{
+		`m.yml:8:17: modules.trigger[0].endpoint: endpoint "event" is not defined; add it to modules.endpoint; did you mean "events"?`,
+	}},
+	{"duplicate module key", tenonOnly, "- key: nightly\n", "- key: deleted\n", []string{
+		`m.yml:12:12: modules.scheduledTrigger[0].key: module key "deleted" is also used by modules.trigger[0]: module keys must be unique within the manifest`,
+	}},
+	{"both function and endpoint", agree, "      endpoint: nightly-run\n", "      endpoint: nightly-run\n      function: main\n", []string{
+		`m.yml:12:7: modules.scheduledTrigger[0]: set exactly one of function (a function key) and endpoint (an endpoint key)`,
+		`m.yml:14:17: modules.scheduledTrigger[0].function: function "main" is not defined; add it to modules.function`,
+	}},
+	{"unknown top-level key", agree, "resources:\n", "resource:\n", []string{
+		`m.yml:31:1: unknown top-level key "resource"; did you mean "resources"?`,
+	}},
+	{"unknown connect module type", tenonOnly, "resources:\n", "connectModules:\n  jira:generalPage:\n    - key: page\nresources:\n", []string{
+		`m.yml:32:3: connectModules: unknown Connect module type "generalPage"; did you mean "jira:generalPages"?`,
+	}},
+	{"duplicate key", tenonOnly, "permissions:\n", "resources: []\npermissions:\n", []string{
+		`m.yml:34:1: duplicate key "resources" (first at line 31): keep one`,
+	}},
+}
+
 func TestManifestProblems(t *testing.T) {
 	base := readFile(t, "testdata/base.yml")
-	for _, tc := range []struct {
-		name, old, new string
-		want           []string
-	}{
-		{"unknown module type", "  trigger:\n", "  triggers:\n", []string{
-			`m.yml:6:3: unknown module type "triggers"; did you mean "trigger"?`,
-		}},
-		{"syntax error", "  runtime:\n", " runtime:\n", []string{
-			`m.yml:2:1: invalid YAML: yaml: line 2: did not find expected key`,
-		}},
-		{"no app id", "  id: ari:cloud:ecosystem::app/00000000-0000-4000-8000-000000000000\n", "", []string{
-			`m.yml:1:1: app: missing "id": the id ` + "`forge register`" + ` gives: ari:cloud:ecosystem::app/<uuid>`,
-		}},
-		{"bad app id", "id: ari:cloud:ecosystem::app/00000000-0000-4000-8000-000000000000", "id: my-app", []string{
-			`m.yml:2:7: app.id: "my-app" is not allowed: the id ` + "`forge register`" + ` gives: ari:cloud:ecosystem::app/<uuid>`,
-		}},
-		{"bad runtime", "nodejs22.x", "nodejs18.x", []string{
-			`m.yml:4:11: app.runtime.name: "nodejs18.x" is not one of nodejs20.x, nodejs22.x, nodejs24.x; did you mean "nodejs20.x"?`,
-		}},
-		{"unknown operation", "      - storage\n", "      - storag\n", []string{
-			`m.yml:30:9: remotes[0].operations[0]: "storag" is not one of storage, compute, fetch, other; did you mean "storage"?`,
-		}},
-		{"region map without default", "      default: https://app.example.com\n", "", []string{
-			`m.yml:26:5: remotes[0].baseUrl: missing "default"`,
-		}},
-		{"unknown region", "      EU: https://eu", "      XX: https://eu", []string{
-			`m.yml:28:7: unknown key "XX" in remotes[0].baseUrl; known: AU, CA, CH, DE, EU, GB, IN, JP, KR, SG, US, default`,
-		}},
-		{"undefined remote", "      remote: backend\n      route:\n        path: /forge/events", "      remote: backnd\n      route:\n        path: /forge/events", []string{
-			`m.yml:17:15: modules.endpoint[0].remote: remote "backnd" is not defined; add it to remotes; did you mean "backend"?`,
-		}},
-		{"undefined endpoint", "endpoint: events", "endpoint: event", []string{
-			`m.yml:8:17: modules.trigger[0].endpoint: endpoint "event" is not defined; add it to modules.endpoint; did you mean "events"?`,
-		}},
-		{"duplicate module key", "- key: nightly\n", "- key: deleted\n", []string{
-			`m.yml:12:12: modules.scheduledTrigger[0].key: module key "deleted" is also used by modules.trigger[0]: module keys must be unique within the manifest`,
-		}},
-		{"both function and endpoint", "      endpoint: nightly-run\n", "      endpoint: nightly-run\n      function: main\n", []string{
-			`m.yml:12:7: modules.scheduledTrigger[0]: set exactly one of function (a function key) and endpoint (an endpoint key)`,
-			`m.yml:14:17: modules.scheduledTrigger[0].function: function "main" is not defined; add it to modules.function`,
-		}},
-		{"unknown top-level key", "resources:\n", "resource:\n", []string{
-			`m.yml:31:1: unknown top-level key "resource"; did you mean "resources"?`,
-		}},
-		{"unknown connect module type", "resources:\n", "connectModules:\n  jira:generalPage:\n    - key: page\nresources:\n", []string{
-			`m.yml:32:3: connectModules: unknown Connect module type "generalPage"; did you mean "jira:generalPages"?`,
-		}},
-		{"duplicate key", "permissions:\n", "resources: []\npermissions:\n", []string{
-			`m.yml:34:1: duplicate key "resources" (first at line 31): keep one`,
-		}},
-	} {
+	for _, tc := range manifestCases {
 		t.Run(tc.name, func(t *testing.T) {
 			same(t, lint.CheckManifest([]byte(edit(t, base, tc.old, tc.new)), "m.yml"), tc.want)
 		})
