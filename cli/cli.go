@@ -75,6 +75,7 @@ func commands() []command {
 		{"release", "switch the active release of a releases directory, or roll back", runRelease},
 		{"maintenance", "switch maintenance mode on or off for every node", runMaintenance},
 		{"notice", "set or clear the notice app pages show to every tenant or one", runNotice},
+		{"lint", "check the descriptor and Forge manifest, and both against the app's routes", runLint},
 		{"new", "write a runnable app skeleton into a new directory", runNew},
 		{"version", "print the version", runVersion},
 	}
@@ -114,6 +115,8 @@ func Run(ctx context.Context, env Env, app App, args []string) int {
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			return 0
+		case errors.Is(err, errLintFailed):
+			return 1
 		default:
 			fmt.Fprintf(env.Stderr, "tenon %s: %v\n", c.name, err)
 			return 1

@@ -137,12 +137,18 @@ func (b *Backend) build(app App) error {
 	if h, ok := app.(HookedApp); ok {
 		sc.Hooks = h.Hooks()
 	}
+	if err := checkApp(app, nil, b.Logger); err != nil { // lint.go
+		return err
+	}
 	s, err := server.New(sc)
 	if err != nil {
 		return fmt.Errorf("app server: %w", err)
 	}
 	if err := app.Routes(s); err != nil {
 		return fmt.Errorf("app routes: %w", err)
+	}
+	if err := checkApp(app, s, b.Logger); err != nil {
+		return err
 	}
 	b.Server = s
 	return nil

@@ -205,6 +205,7 @@ func (k forgeRouteKind) String() string {
 // sends app.license only for paid apps in production. Without
 // Config.ForgeAppID the route is not mounted.
 func (s *Server) ForgeRemote(pattern string, h HandlerFunc, opts ...RouteOption) {
+	s.record(forgeRemote.String(), pattern, "", "")
 	if s.forge == nil {
 		s.log.Debug("Forge route not mounted: Config.ForgeAppID is not set", "route", pattern)
 		return
@@ -238,6 +239,7 @@ func (s *Server) ForgeTrigger(pattern string, h ForgeEventHandler, opts ...Route
 }
 
 func (s *Server) forgeQueued(kind forgeRouteKind, pattern string, h ForgeEventHandler, opts []RouteOption) {
+	s.record(kind.String(), pattern, http.MethodPost, "")
 	if s.forge == nil {
 		s.log.Debug("Forge route not mounted: Config.ForgeAppID is not set", "route", pattern)
 		return

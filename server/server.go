@@ -31,6 +31,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -62,6 +63,58 @@ type Server struct {
 	// allJSOrigin is the origin of Config.AllJSURL, for the license
 	// page's Content-Security-Policy.
 	allJSOrigin string
+	// routes are the app's registrations, in order (Routes); setupErrs
+	// the registration mistakes collected instead of panicking
+	// (SetupError).
+	routes    []Route
+	setupErrs []error
+}
+
+// Route is one route an app registered, for checks against the
+// descriptor and manifest (package lint) and for tooling.
+type Route struct {
+	// Kind is "module", "api", "webhook", "public", "forge-remote",
+	// "forge-event" or "forge-trigger".
+	Kind string
+	// Pattern is the ServeMux pattern relative to the base URL, with the
+	// method the kind implies ("POST /hooks/issue"); "" for an OnWebhook
+	// event the descriptor declares no url for.
+	Pattern string
+	// Event is the webhook event of an OnWebhook route.
+	Event string
+}
+
+// Routes returns the routes registered so far, Forge routes included
+// when Forge is off and they are not mounted. The caller must not
+// modify the result.
+func (s *Server) Routes() []Route { return s.routes }
+
+// SetupError reports the registration mistakes collected so far, nil
+// when there is none: OnWebhook for an event the descriptor declares no
+// webhook for. Run refuses to start while there is one; the command line
+// reports them with their place in the descriptor before serving.
+func (s *Server) SetupError() error { return errors.Join(s.setupErrs...) }
+
+// record notes a registration for Routes.
+func (s *Server) record(kind, pattern, defaultMethod, event string) {
+	method, path := splitPattern(pattern, defaultMethod)
+	if method != "" {
+		path = method + " " + path
+	}
+	s.routes = append(s.routes, Route{Kind: kind, Pattern: path, Event: event})
+}
+
+// splitPattern splits a route pattern into its method (defaultMethod
+// when it names none) and path.
+func splitPattern(pattern, defaultMethod string) (method, path string) {
+	path = strings.TrimSpace(pattern)
+	if i := strings.IndexAny(path, " \t"); i >= 0 {
+		method, path = path[:i], strings.TrimLeft(path[i:], " \t")
+	}
+	if method == "" {
+		method = defaultMethod
+	}
+	return method, path
 }
 
 // HandlerFunc is an app handler. A returned error is written by the
@@ -247,6 +300,7 @@ func (s *Server) Webhook(pattern string, h HandlerFunc, opts ...RouteOption) {
 // health checks. Request bodies are limited to Config.MaxBodyBytes.
 func (s *Server) Public(pattern string, h http.Handler) {
 	full := s.mountPattern(pattern, "")
+	s.record("public", pattern, "", "")
 	s.mux.Handle(full, limitBody(s.cfg.MaxBodyBytes)(h))
 }
 
@@ -260,18 +314,13 @@ func (s *Server) register(kind routeKind, pattern, defaultMethod string, h Handl
 			"route", pattern)
 	}
 	full := s.mountPattern(pattern, defaultMethod)
+	s.record(kind.String(), pattern, defaultMethod, "")
 	s.mux.Handle(full, limitBody(rt.maxBody)(s.maintenanceGate(rt)(s.authenticate(rt)(s.adapt(h)))))
 }
 
 // mountPattern puts the base path in front of a pattern's path.
 func (s *Server) mountPattern(pattern, defaultMethod string) string {
-	method, path := "", strings.TrimSpace(pattern)
-	if i := strings.IndexAny(path, " \t"); i >= 0 {
-		method, path = path[:i], strings.TrimLeft(path[i:], " \t")
-	}
-	if method == "" {
-		method = defaultMethod
-	}
+	method, path := splitPattern(pattern, defaultMethod)
 	if !strings.HasPrefix(path, "/") {
 		panic(fmt.Sprintf("server: pattern %q: the path must start with '/' and is relative to the app's base URL (host patterns are not supported)", pattern))
 	}

@@ -147,9 +147,11 @@ func (s *Server) runner(what string) *jobs.Runner {
 // gets 503, so the product sends it again.
 //
 // Several events may share a url; a delivery to it then names its event
-// in the body's "webhookEvent" (Jira's payloads do). Like Module, it
-// panics on mistakes found at start-up: an event the descriptor does not
-// declare, a second handler for an event, a store without a job queue.
+// in the body's "webhookEvent" (Jira's payloads do). An event the
+// descriptor does not declare mounts nothing and is collected as a
+// SetupError, reported at start with the other descriptor problems. Like
+// Module, it panics on programming mistakes: a second handler for an
+// event, a store without a job queue.
 func (s *Server) OnWebhook(event string, h EventHandler, opts ...RouteOption) {
 	r := s.runner("OnWebhook")
 	if h == nil {
@@ -162,12 +164,17 @@ func (s *Server) OnWebhook(event string, h EventHandler, opts ...RouteOption) {
 		}
 		path, _, _ := strings.Cut(wh.URL, "?")
 		if !strings.HasPrefix(path, "/") {
-			panic(fmt.Sprintf("server: OnWebhook(%q): the descriptor's webhook url %q must be a path relative to baseUrl, starting with '/'", event, wh.URL))
+			s.setupErrs = append(s.setupErrs, fmt.Errorf("server: OnWebhook(%q): the descriptor's webhook url %q must be a path relative to baseUrl, starting with '/'", event, wh.URL))
+			continue
 		}
 		paths = append(paths, path)
 	}
 	if len(paths) == 0 {
-		panic(fmt.Sprintf(`server: OnWebhook(%q): the descriptor declares no webhook for this event; add {"event": %q, "url": "/..."} to modules.webhooks`, event, event))
+		// Collected, not a panic: the command line reports it with the
+		// other descriptor problems, at their places (package lint).
+		s.record(kindWebhook.String(), "", "", event)
+		s.setupErrs = append(s.setupErrs, fmt.Errorf(`server: OnWebhook(%q): the descriptor declares no webhook for this event; add {"event": %q, "url": "/..."} to modules.webhooks`, event, event))
+		return
 	}
 	rt := &route{}
 	for _, o := range opts {
@@ -185,6 +192,7 @@ func (s *Server) OnWebhook(event string, h EventHandler, opts ...RouteOption) {
 		hp := &hookPath{events: []string{event}}
 		s.work.paths[path] = hp
 		s.register(kindWebhook, path, http.MethodPost, s.acceptWebhook(hp), opts)
+		s.routes[len(s.routes)-1].Event = event
 	}
 }
 
@@ -405,8 +413,12 @@ func (s *Server) Enqueue(ctx context.Context, queue string, job tenon.NewJob) (i
 // ends: the installation watch (Watch) and the job runner, which
 // processes queued webhooks and jobs. It returns once both stopped; the
 // runner lets running jobs finish within Config.Jobs.StopGrace. Call it
-// once, next to serving HTTP.
+// once, next to serving HTTP. It returns SetupError at once when there is
+// one.
 func (s *Server) Run(ctx context.Context) error {
+	if err := s.SetupError(); err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := s.Watch(ctx); err != nil {
