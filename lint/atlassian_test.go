@@ -20,18 +20,18 @@ import (
 // tenonOnly, which a JSON schema cannot catch or Atlassian's leaves
 // open. The schema is not part of tenon (its licence does not allow
 // copying it); .ci/run installs the package outside the repository and
-// names the schema file in TENON_FORGE_MANIFEST_SCHEMA.
+// names the schema file in TENON_TEST_FORGE_MANIFEST_SCHEMA.
 func TestAtlassianSchemaAgrees(t *testing.T) {
-	path := os.Getenv("TENON_FORGE_MANIFEST_SCHEMA")
+	path := os.Getenv("TENON_TEST_FORGE_MANIFEST_SCHEMA")
 	if path == "" {
 		if os.Getenv("TENON_REQUIRE_FORGE_SCHEMA") == "1" {
-			t.Fatal("TENON_REQUIRE_FORGE_SCHEMA=1 but TENON_FORGE_MANIFEST_SCHEMA is not set")
+			t.Fatal("TENON_REQUIRE_FORGE_SCHEMA=1 but TENON_TEST_FORGE_MANIFEST_SCHEMA is not set")
 		}
-		t.Skip("Atlassian's manifest schema is not installed: set TENON_FORGE_MANIFEST_SCHEMA to out/schema/manifest-schema.json of @forge/manifest (.ci/run does)")
+		t.Skip("Atlassian's manifest schema is not installed: set TENON_TEST_FORGE_MANIFEST_SCHEMA to out/schema/manifest-schema.json of @forge/manifest (.ci/run does)")
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		t.Fatalf("TENON_FORGE_MANIFEST_SCHEMA: %v", err)
+		t.Fatalf("TENON_TEST_FORGE_MANIFEST_SCHEMA: %v", err)
 	}
 	doc, err := jsonschema.UnmarshalJSON(f)
 	f.Close()
