@@ -29,6 +29,12 @@ type Options struct {
 	// look below the Store interface on its own, so this is required.
 	RawInstallation func(t *testing.T, s tenon.Store, clientKey string) string
 
+	// Reopen returns another store on the same database as s (two nodes
+	// sharing it), sealing with box and timed by now, and closes it in
+	// t.Cleanup. The re-sealing cases need it to rotate keys; a store that
+	// implements tenon.Resealer must set it.
+	Reopen func(t *testing.T, s tenon.Store, box tenon.SecretBox, now func() time.Time) tenon.Store
+
 	// Short skips the slowest cases (those writing over a thousand values).
 	// Run also skips them under go test -short.
 	Short bool
@@ -97,6 +103,7 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 		{"Tokens", s.testTokens},
 		{"Settings", s.testSettings},
 		{"Forge", s.testForge},
+		{"Reseal", s.testReseal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
