@@ -171,7 +171,7 @@ func writeKeyStatus(w io.Writer, kr *keyring.Keyring, counts map[string]int) err
 	}
 	slices.Sort(extra)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tROWS\t")
+	fmt.Fprintln(tw, "KEY ID\tROWS\tNOTE")
 	old, retire := 0, []string(nil)
 	for _, id := range append(ids, extra...) {
 		note := "older key"
