@@ -7,12 +7,18 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/tenon-dev/tenon/keyring"
 )
 
+// backupNote is printed with every new key: the key file is the other half
+// of every backup.
+const backupNote = "Back this key file up apart from the database: a database backup without it cannot be read."
+
 // runKeygen writes a new key file, or prepends a new current key to an
-// existing one (rotation: the old keys keep decrypting).
+// existing one (rotation: the old keys keep decrypting until `tenon keys
+// reseal` has moved every row to the new key).
 func runKeygen(ctx context.Context, env Env, app App, args []string) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
@@ -29,19 +35,25 @@ func runKeygen(ctx context.Context, env Env, app App, args []string) error {
 		if *rotate {
 			return errors.New("-rotate needs -o <existing key file>")
 		}
-		_, err := fmt.Fprintln(env.Stdout, line)
-		return err
+		if _, err := fmt.Fprintln(env.Stdout, line); err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stderr, backupNote)
+		return nil
 	}
 	content := line + "\n"
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	var older []string
 	if *rotate {
 		old, err := os.ReadFile(*out)
 		if err != nil {
 			return fmt.Errorf("read key file to rotate: %w", err)
 		}
-		if _, err := keyring.Parse(old); err != nil {
+		kr, err := keyring.Parse(old)
+		if err != nil {
 			return fmt.Errorf("existing key file %s: %w", *out, err)
 		}
+		older = kr.KeyIDs()
 		content += string(old)
 		flags = os.O_WRONLY | os.O_TRUNC
 	}
@@ -63,6 +75,15 @@ func runKeygen(ctx context.Context, env Env, app App, args []string) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close key file: %w", err)
 	}
-	fmt.Fprintf(env.Stderr, "wrote %s\n", *out)
+	newKR, err := keyring.Parse([]byte(line))
+	if err != nil {
+		return fmt.Errorf("new key: %w", err)
+	}
+	fmt.Fprintf(env.Stderr, "wrote %s with key %s\n", *out, newKR.SealingKeyID())
+	if *rotate {
+		fmt.Fprintf(env.Stderr, "Key %s now seals new values; %s only open old ones.\n", newKR.SealingKeyID(), strings.Join(older, ", "))
+		fmt.Fprintln(env.Stderr, "Next: restart every node with this file, run `tenon keys reseal`, and once `tenon keys status` shows 0 rows under an older key, remove its line and restart.")
+	}
+	fmt.Fprintln(env.Stderr, backupNote)
 	return nil
 }

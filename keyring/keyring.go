@@ -7,7 +7,8 @@
 // The first key seals new secrets; the others only open old ones. To rotate,
 // put a new key on the first line and restart: everything sealed before
 // still opens, and every write from then on uses the new key. An old key can
-// be removed once nothing sealed with it is left.
+// be removed once nothing sealed with it is left: re-sealing (a store's
+// tenon.Resealer, `tenon keys reseal`) moves every value to the new key.
 //
 // A sealed secret reads v1.<key id>.<base64url(nonce || ciphertext)>. The key
 // id names the key that sealed it, so opening never has to try every key and
@@ -31,7 +32,7 @@ import (
 	"github.com/tenon-dev/tenon"
 )
 
-var _ tenon.SecretBox = (*Keyring)(nil)
+var _ tenon.KeyedSecretBox = (*Keyring)(nil)
 
 // KeySize is the length in bytes of every key: AES-256.
 const KeySize = 32
@@ -192,6 +193,56 @@ func Generate(r io.Reader) (string, error) {
 // it to check which keys a running process has loaded.
 func (kr *Keyring) KeyIDs() []string {
 	return append([]string(nil), kr.ids...)
+}
+
+// SealingKeyID returns the id of the key Seal uses: the first of the file.
+// An empty keyring gives "".
+func (kr *Keyring) SealingKeyID() string {
+	if kr.current == nil {
+		return ""
+	}
+	return kr.current.id
+}
+
+// SealedKeyID returns the id of the key a sealed value names, without
+// opening it. It implements tenon.KeyedSecretBox; see the function
+// SealedKeyID.
+func (kr *Keyring) SealedKeyID(sealed string) (string, error) {
+	return SealedKeyID(sealed)
+}
+
+// SealedKeyID returns the id of the key a value returned by Seal names,
+// without opening it and without any key: what an operator needs to count
+// the values still under an old key. The id is bound to the ciphertext
+// (Open fails if it was altered), but only Open checks that.
+func SealedKeyID(sealed string) (string, error) {
+	ver, rest, ok1 := strings.Cut(sealed, ".")
+	id, _, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 {
+		return "", ErrMalformed
+	}
+	if ver != version {
+		return "", fmt.Errorf("%w: unknown version %q", ErrMalformed, truncate(ver))
+	}
+	if !validKeyID(id) {
+		return "", fmt.Errorf("%w: bad key id %q", ErrMalformed, truncate(id))
+	}
+	return id, nil
+}
+
+// validKeyID reports whether id could have been made by KeyID: 8 lower-case
+// hex digits.
+func validKeyID(id string) bool {
+	if len(id) != 8 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Seal encrypts plaintext with the current key.

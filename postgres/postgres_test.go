@@ -145,6 +145,19 @@ func TestConformance(t *testing.T) {
 			return raw
 		},
 		Outage: outage(pgtest.Fast),
+		Reopen: func(t *testing.T, s tenon.Store, box tenon.SecretBox, now func() time.Time) tenon.Store {
+			mu.Lock()
+			dsn := dsns[s]
+			mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			other, err := postgres.Open(ctx, dsn, postgres.Options{SecretBox: box, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { other.Close() })
+			return other
+		},
 	})
 }
 

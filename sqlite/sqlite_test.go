@@ -101,6 +101,17 @@ func TestConformance(t *testing.T) {
 			s := MustOpenPath(t, filepath.Join(t.TempDir(), "tenon.db"), now)
 			return s, func() { s.Close() }, nil
 		},
+		Reopen: func(t *testing.T, s tenon.Store, box tenon.SecretBox, now func() time.Time) tenon.Store {
+			mu.Lock()
+			path := paths[s]
+			mu.Unlock()
+			other, err := sqlite.Open(path, sqlite.Options{SecretBox: box, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { other.Close() })
+			return other
+		},
 	})
 }
 

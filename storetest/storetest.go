@@ -34,6 +34,11 @@ type Options struct {
 	// EUNAVAILABLE, and that the store serves again when the database
 	// is back. Nil skips that case.
 	Outage OutageFunc
+	// Reopen returns another store on the same database as s (two nodes
+	// sharing it), sealing with box and timed by now, and closes it in
+	// t.Cleanup. The re-sealing cases need it to rotate keys; a store that
+	// implements tenon.Resealer must set it.
+	Reopen func(t *testing.T, s tenon.Store, box tenon.SecretBox, now func() time.Time) tenon.Store
 
 	// Short skips the slowest cases (those writing over a thousand values).
 	// Run also skips them under go test -short.
@@ -104,6 +109,7 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 		{"Settings", s.testSettings},
 		{"Forge", s.testForge},
 		{"Outage", s.testOutage},
+		{"Reseal", s.testReseal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
