@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -53,13 +52,7 @@ func runKeys(ctx context.Context, env Env, _ App, args []string) error {
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() { fmt.Fprint(env.Stderr, keysUsage) }
-	var store []setting
-	for _, s := range serveSettings {
-		if s.Flag == "config" || s.Flag == "db" || s.Flag == "secret-key-file" {
-			store = append(store, s)
-		}
-	}
-	defineFlags(fs, store)
+	defineStoreFlags(fs, true)
 	batch := 100
 	if sub == "reseal" {
 		fs.IntVar(&batch, "batch", batch, "rows re-sealed per transaction")
@@ -73,21 +66,7 @@ func runKeys(ctx context.Context, env Env, _ App, args []string) error {
 	if batch < 1 || batch > maxResealBatch {
 		return fmt.Errorf("-batch must be between 1 and %d", maxResealBatch)
 	}
-	vals, _, err := resolve(fs, serveSettings, env.Getenv, os.ReadFile)
-	if err != nil {
-		return err
-	}
-	if vals["db"] == "" || vals["secret-key-file"] == "" {
-		return errors.New("set --db and --secret-key-file (or TENON_DB and TENON_SECRET_KEY_FILE) as for serve")
-	}
-	if err := requireDatabase(vals["db"]); err != nil {
-		return err
-	}
-	kr, err := keyring.Load(vals["secret-key-file"])
-	if err != nil {
-		return fmt.Errorf("secret key file: %w", err)
-	}
-	st, err := openStore(ctx, vals["db"], kr, newLogger(env, "warn"))
+	st, kr, err := openExisting(ctx, env, fs, true)
 	if err != nil {
 		return err
 	}
@@ -104,26 +83,6 @@ func runKeys(ctx context.Context, env Env, _ App, args []string) error {
 		return err
 	}
 	return writeKeyStatus(env.Stdout, kr, counts)
-}
-
-// requireDatabase refuses a SQLite path that does not exist: opening would
-// create an empty database there, and its counts of zero would read as
-// "nothing left under the old key".
-func requireDatabase(dsn string) error {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return nil
-	}
-	fi, err := os.Stat(dsn)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no database at %s: check --db (keys never creates one)", dsn)
-	}
-	if err != nil {
-		return fmt.Errorf("database %s: %w", dsn, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("database %s is not a file", dsn)
-	}
-	return nil
 }
 
 func reseal(ctx context.Context, env Env, r tenon.Resealer, kr *keyring.Keyring, batch int) error {

@@ -192,9 +192,9 @@ func TestKeysRefusals(t *testing.T) {
 	}{
 		{"no subcommand", []string{"keys"}, "name a subcommand: status or reseal"},
 		{"unknown subcommand", []string{"keys", "rotate"}, "name a subcommand: status or reseal"},
-		{"missing database", []string{"keys", "status", "--db", missing, "--secret-key-file", keyFile}, "no database at " + missing + ": check --db"},
+		{"missing database", []string{"keys", "status", "--db", missing, "--secret-key-file", keyFile}, "no database at " + missing + " (set --db / TENON_DB"},
 		{"missing database, reseal", []string{"keys", "reseal", "--db", missing, "--secret-key-file", keyFile}, "no database at " + missing},
-		{"no key file", []string{"keys", "status", "--db", db}, "set --db and --secret-key-file"},
+		{"no key file", []string{"keys", "status", "--db", db}, "set --secret-key-file / TENON_SECRET_KEY_FILE"},
 		{"key file absent", []string{"keys", "status", "--db", db, "--secret-key-file", filepath.Join(dir, "nope.key")}, "secret key file:"},
 		{"batch zero", []string{"keys", "reseal", "-batch", "0", "--db", db, "--secret-key-file", keyFile}, "-batch must be between 1 and 10000"},
 		{"batch too large", []string{"keys", "reseal", "-batch", "10001", "--db", db, "--secret-key-file", keyFile}, "-batch must be between 1 and 10000"},

@@ -40,27 +40,34 @@ func defineStoreFlags(fs *flag.FlagSet, secrets bool) {
 // secrets the store gets a SecretBox that refuses every use, so a command
 // that only touches settings needs no key file.
 func openExistingStore(ctx context.Context, env Env, fs *flag.FlagSet, secrets bool) (tenon.Store, error) {
+	st, _, err := openExisting(ctx, env, fs, secrets)
+	return st, err
+}
+
+// openExisting is openExistingStore that also returns the key file it
+// loaded (nil without secrets), for commands that work on the keys.
+func openExisting(ctx context.Context, env Env, fs *flag.FlagSet, secrets bool) (tenon.Store, *keyring.Keyring, error) {
 	if err := checkEnvNames(env.environ()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The configuration file may hold every serve setting; only the
 	// store's are used.
 	vals, src, err := resolve(fs, serveSettings, env.Getenv, os.ReadFile)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dsn := vals["db"]
 	if err := checkStoreExists(dsn, src["db"]); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var box tenon.SecretBox = noSecrets{}
+	var kr *keyring.Keyring
 	if secrets {
 		if vals["secret-key-file"] == "" {
-			return nil, errors.New("set --secret-key-file / TENON_SECRET_KEY_FILE to serve's key file: this command reads secrets")
+			return nil, nil, errors.New("set --secret-key-file / TENON_SECRET_KEY_FILE to serve's key file: this command reads secrets")
 		}
-		kr, err := keyring.Load(vals["secret-key-file"])
-		if err != nil {
-			return nil, fmt.Errorf("secret key file: %w", err)
+		if kr, err = keyring.Load(vals["secret-key-file"]); err != nil {
+			return nil, nil, fmt.Errorf("secret key file: %w", err)
 		}
 		box = kr
 	}
@@ -68,9 +75,12 @@ func openExistingStore(ctx context.Context, env Env, fs *flag.FlagSet, secrets b
 	if err != nil && isPostgres(dsn) {
 		// The server's answer names the database (never the password):
 		// a database that does not exist stays so.
-		return nil, fmt.Errorf("%w (check --db / TENON_DB: it must name serve's database)", err)
+		return nil, nil, fmt.Errorf("%w (check --db / TENON_DB: it must name serve's database)", err)
 	}
-	return st, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, kr, nil
 }
 
 // checkStoreExists refuses a store setting that names no existing
