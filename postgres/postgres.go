@@ -25,6 +25,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/tenon-dev/tenon"
+	"github.com/tenon-dev/tenon/internal/storeutil"
 )
 
 //go:embed migrations/*.sql
@@ -133,13 +134,14 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig, schema string, logger *sl
 		goose.WithTableName(migrationTable),
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithSessionLocker(advisoryLocker{id: migrationLockID(schema)}),
-		goose.WithSlog(logger),
+		goose.WithSlog(storeutil.MigrationLogger(logger)),
 		goose.WithVerbose(true),
 	)
 	if err != nil {
 		return err
 	}
-	_, err = p.Up(ctx)
+	results, err := p.Up(ctx)
+	storeutil.LogMigrations(ctx, logger, "postgres", results)
 	return err
 }
 

@@ -26,6 +26,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/tenon-dev/tenon"
+	"github.com/tenon-dev/tenon/internal/storeutil"
 )
 
 //go:embed migrations/*.sql
@@ -207,14 +208,15 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
 		goose.WithTableName(migrationTable),
 		goose.WithDisableGlobalRegistry(true),
-		goose.WithSlog(logger),
+		goose.WithSlog(storeutil.MigrationLogger(logger)),
 		goose.WithVerbose(true),
 	)
 	if err != nil {
 		return err
 	}
 	// No Close: it would close db, which the store keeps using.
-	_, err = p.Up(ctx)
+	results, err := p.Up(ctx)
+	storeutil.LogMigrations(ctx, logger, "sqlite", results)
 	return err
 }
 
