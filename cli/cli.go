@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/tenon-dev/tenon/server"
@@ -49,6 +51,26 @@ type Env struct {
 	// refuse a mistyped TENON_ variable (see envnames.go). Nil skips
 	// that check.
 	Environ func() []string
+	// Name is the program's name in help and messages: "tenon", or a
+	// vendor's own binary built on Main. Empty means "tenon".
+	Name string
+}
+
+// name returns env.Name, or "tenon" without one.
+func (env Env) name() string {
+	if env.Name == "" {
+		return "tenon"
+	}
+	return env.Name
+}
+
+// help adapts a command's help text, written for the tenon binary, to the
+// program's name.
+func (env Env) help(text string) string {
+	if n := env.name(); n != "tenon" {
+		return strings.ReplaceAll(text, "tenon ", n+" ")
+	}
+	return text
 }
 
 // environ returns env.Environ(), or nil without one.
@@ -92,7 +114,7 @@ func Main(app App) {
 		// Signals are no longer caught after stop, so a second one
 		// terminates the process with the default action.
 	}()
-	env := Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Environ: os.Environ}
+	env := Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Environ: os.Environ, Name: filepath.Base(os.Args[0])}
 	os.Exit(Run(ctx, env, app, os.Args[1:]))
 }
 
@@ -100,7 +122,7 @@ func Main(app App) {
 func Run(ctx context.Context, env Env, app App, args []string) int {
 	cmds := commands()
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(env.Stderr, cmds)
+		usage(env, cmds)
 		if len(args) == 0 {
 			return 2
 		}
@@ -119,23 +141,24 @@ func Run(ctx context.Context, env Env, app App, args []string) int {
 		case errors.Is(err, errLintFailed):
 			return 1
 		default:
-			fmt.Fprintf(env.Stderr, "tenon %s: %v\n", c.name, err)
+			fmt.Fprintf(env.Stderr, "%s %s: %v\n", env.name(), c.name, err)
 			return 1
 		}
 	}
-	fmt.Fprintf(env.Stderr, "tenon: unknown command %q\n\n", args[0])
-	usage(env.Stderr, cmds)
+	fmt.Fprintf(env.Stderr, "%s: unknown command %q\n\n", env.name(), args[0])
+	usage(env, cmds)
 	return 2
 }
 
-func usage(w io.Writer, cmds []command) {
+func usage(env Env, cmds []command) {
+	w := env.Stderr
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
-	fmt.Fprintln(w, "Usage: tenon <command> [flags]")
+	fmt.Fprintf(w, "Usage: %s <command> [flags]\n", env.name())
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'tenon <command> -h' for a command's flags.")
+	fmt.Fprintf(w, "Run '%s <command> -h' for a command's flags.\n", env.name())
 }

@@ -205,11 +205,7 @@ func knownNames(settings []setting) string {
 // environment.
 func defineFlags(fs *flag.FlagSet, settings []setting) {
 	for _, s := range settings {
-		usage := s.Usage + " (env " + s.Env + ")"
-		if s.Default != "" {
-			usage += " (default " + s.Default + ")"
-		}
-		fs.String(s.Flag, "", usage)
+		fs.Var(&settingValue{s: s}, s.Flag, s.Usage)
 	}
 }
 
@@ -219,6 +215,10 @@ func defineFlags(fs *flag.FlagSet, settings []setting) {
 func LoadConfig(args []string, getenv func(string) string, output io.Writer) (*Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(output)
+	fs.Usage = func() {
+		fmt.Fprint(output, "Usage: tenon serve [flags]\n\nRuns the app backend. Every flag can be set as an environment variable or in the\n--config file instead; flags win over the environment, the environment over the file.\n\nFlags:\n")
+		printFlags(output, fs)
+	}
 	defineFlags(fs, serveSettings)
 	if err := fs.Parse(args); err != nil {
 		return nil, err

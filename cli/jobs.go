@@ -27,16 +27,22 @@ environment variables).
 // runJobs inspects the job queue of the configured store.
 func runJobs(ctx context.Context, env Env, _ App, args []string) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "retry") {
-		fmt.Fprint(env.Stderr, jobsUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return flag.ErrHelp
+		if len(args) > 0 && isHelp(args[0]) {
+			// The flags of list, which has them all.
+			args = []string{"list", "-h"}
+		} else {
+			fmt.Fprint(env.Stderr, env.help(jobsUsage))
+			return errors.New("name a subcommand: list or retry")
 		}
-		return errors.New("name a subcommand: list or retry")
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("jobs "+sub, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
-	fs.Usage = func() { fmt.Fprint(env.Stderr, jobsUsage) }
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, env.help(jobsUsage))
+		fmt.Fprintln(env.Stderr, "\nFlags:")
+		printFlags(env.Stderr, fs)
+	}
 	defineStoreFlags(fs, true)
 	var f tenon.JobFilter
 	var state string

@@ -42,16 +42,22 @@ const maxResealBatch = 10000
 // runKeys reports and moves the sealed rows of the configured store.
 func runKeys(ctx context.Context, env Env, _ App, args []string) error {
 	if len(args) == 0 || (args[0] != "status" && args[0] != "reseal") {
-		fmt.Fprint(env.Stderr, keysUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return flag.ErrHelp
+		if len(args) > 0 && isHelp(args[0]) {
+			// The flags of reseal, which has them all.
+			args = []string{"reseal", "-h"}
+		} else {
+			fmt.Fprint(env.Stderr, env.help(keysUsage))
+			return errors.New("name a subcommand: status or reseal")
 		}
-		return errors.New("name a subcommand: status or reseal")
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
-	fs.Usage = func() { fmt.Fprint(env.Stderr, keysUsage) }
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, env.help(keysUsage))
+		fmt.Fprintln(env.Stderr, "\nFlags:")
+		printFlags(env.Stderr, fs)
+	}
 	defineStoreFlags(fs, true)
 	batch := 100
 	if sub == "reseal" {

@@ -40,7 +40,7 @@ func runLint(_ context.Context, env Env, app App, args []string) error {
 	descFile := fs.String("descriptor", "", "atlassian-connect.json to check instead of the app's own")
 	manFile := fs.String("manifest", "", "Forge manifest.yml to check instead of the app's own")
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "Usage: tenon lint [--descriptor FILE] [--manifest FILE]")
+		fmt.Fprintf(env.Stderr, "Usage: %s lint [--descriptor FILE] [--manifest FILE]\n", env.name())
 		fmt.Fprintln(env.Stderr)
 		fmt.Fprintln(env.Stderr, "Checks the descriptor and the Forge manifest. Without flags it checks the app's own")
 		fmt.Fprintln(env.Stderr, "files and both against the routes the app registers. Exit 1 on errors.")

@@ -63,19 +63,20 @@ func newSettingsFlags(env Env, name, usage string, extra ...string) *settingsFla
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, usage)
-		fs.PrintDefaults()
+		fmt.Fprint(env.Stderr, env.help(usage))
+		fmt.Fprintln(env.Stderr, "\nFlags:")
+		printFlags(env.Stderr, fs)
 	}
 	defineStoreFlags(fs, false)
 	f := &settingsFlags{fs: fs}
 	for _, e := range extra {
 		switch e {
 		case "until":
-			f.until = fs.String("until", "", "when it ends: an RFC 3339 time or a duration from now")
+			f.until = fs.String("until", "", "when it ends (`TIME`): an RFC 3339 time or a duration from now")
 		case "message":
-			f.message = fs.String("message", "", fmt.Sprintf("text shown to users (at most %d characters)", tenon.MaxNoticeMessage))
+			f.message = fs.String("message", "", fmt.Sprintf("the `TEXT` shown to users (at most %d characters)", tenon.MaxNoticeMessage))
 		case "tenant":
-			f.tenant = fs.String("tenant", "", "clientKey of the one tenant the notice is for (default: every tenant)")
+			f.tenant = fs.String("tenant", "", "`CLIENTKEY` of the one tenant the notice is for (default: every tenant)")
 		}
 	}
 	return f
@@ -121,10 +122,12 @@ func parseUntil(v string, now time.Time) (time.Time, error) {
 
 func runMaintenance(ctx context.Context, env Env, _ App, args []string) error {
 	if len(args) == 0 || (args[0] != "on" && args[0] != "off" && args[0] != "status") {
-		fmt.Fprint(env.Stderr, maintenanceUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		if len(args) > 0 && isHelp(args[0]) {
+			// The flags of "on", which has them all.
+			newSettingsFlags(env, "maintenance on", maintenanceUsage, "until", "message").fs.Usage()
 			return flag.ErrHelp
 		}
+		fmt.Fprint(env.Stderr, env.help(maintenanceUsage))
 		return errors.New("name a subcommand: on, off or status")
 	}
 	sub := args[0]
@@ -207,10 +210,11 @@ func maintenanceStatus(ctx context.Context, w io.Writer, ss tenon.SettingsStore,
 
 func runNotice(ctx context.Context, env Env, _ App, args []string) error {
 	if len(args) == 0 || (args[0] != "set" && args[0] != "clear" && args[0] != "list") {
-		fmt.Fprint(env.Stderr, noticeUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		if len(args) > 0 && isHelp(args[0]) {
+			newSettingsFlags(env, "notice set", noticeUsage, "tenant", "message", "until").fs.Usage()
 			return flag.ErrHelp
 		}
+		fmt.Fprint(env.Stderr, env.help(noticeUsage))
 		return errors.New("name a subcommand: set, clear or list")
 	}
 	sub := args[0]

@@ -58,7 +58,7 @@ type releaseLog struct {
 
 func runRelease(ctx context.Context, env Env, _ App, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(env.Stderr, releaseUsage)
+		fmt.Fprint(env.Stderr, env.help(releaseUsage))
 		return errors.New("name a subcommand: activate, rollback or list")
 	}
 	sub := args[0]
@@ -72,7 +72,7 @@ func runRelease(ctx context.Context, env Env, _ App, args []string) error {
 	reload := fs.Bool("reload", false, "send SIGHUP to the process in --pid-file after switching")
 	pidFile := fs.String("pid-file", env.Getenv("TENON_PID_FILE"), "PID file of the running server, for --reload (env TENON_PID_FILE)")
 	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, releaseUsage)
+		fmt.Fprint(env.Stderr, env.help(releaseUsage))
 		fs.PrintDefaults()
 	}
 	switch sub {

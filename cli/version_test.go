@@ -77,3 +77,34 @@ func TestVersionCommand(t *testing.T) {
 		t.Fatalf("version printed %q", out)
 	}
 }
+
+// A vendor's binary names itself in help and errors, and every
+// settings flag shows a placeholder, not a word of its description.
+func TestHelpUsesTheProgramName(t *testing.T) {
+	var out, errOut strings.Builder
+	env := cli.Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }, Name: "acme-checklist"}
+	if code := cli.Run(t.Context(), env, nil, []string{"-h"}); code != 0 {
+		t.Fatalf("help exit %d", code)
+	}
+	if !strings.Contains(errOut.String(), "Usage: acme-checklist <command>") || strings.Contains(errOut.String(), "tenon <command>") {
+		t.Fatalf("help names the wrong program:\n%s", errOut.String())
+	}
+	for _, args := range [][]string{{"maintenance", "-h"}, {"notice", "-h"}, {"jobs", "-h"}} {
+		errOut.Reset()
+		cli.Run(t.Context(), env, nil, args)
+		if !strings.Contains(errOut.String(), "acme-checklist "+args[0]) || !strings.Contains(errOut.String(), "--db PATH|URL") {
+			t.Errorf("%v help lacks the program name or the store flags:\n%s", args, errOut.String())
+		}
+	}
+	errOut.Reset()
+	cli.Run(t.Context(), env, nil, []string{"serve", "-h"})
+	help := errOut.String()
+	for _, want := range []string{"--secret-key-file FILE", "--base-url URL", "--addr HOST:PORT", "--clock-skew DURATION", "(env TENON_DB, default tenon.db)"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("serve -h lacks %q", want)
+		}
+	}
+	if strings.Contains(help, "`") || strings.Contains(help, "--secret-key-file tenon keygen") {
+		t.Errorf("serve -h shows a description word as a placeholder:\n%s", help)
+	}
+}
