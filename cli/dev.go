@@ -17,6 +17,7 @@ import (
 	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/fakeatlassian"
 	"github.com/tenon-dev/tenon/keyring"
+	"github.com/tenon-dev/tenon/server"
 )
 
 // runDev starts the fake Atlassian and the app side by side on loopback,
@@ -104,15 +105,17 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 		<-errc
 		return fmt.Errorf("install the app into the fake site: %w", err)
 	}
-	// The same site also runs the app's Forge successor, so the Forge
-	// routes can be tried against the same data.
-	forgeInst, err := fake.InstallForge(site, fakeatlassian.ForgeInstallOptions{RemoteBaseURL: cfg.BaseURL, Environment: fakeatlassian.ForgeDevelopment})
-	if err != nil {
-		stop()
-		<-errc
-		return fmt.Errorf("install the Forge app into the fake site: %w", err)
+	// The same site also runs the app's Forge successor when the app has
+	// Forge routes, so they can be tried against the same data.
+	if hasForgeRoutes(b.Server.Routes()) {
+		forgeInst, err := fake.InstallForge(site, fakeatlassian.ForgeInstallOptions{RemoteBaseURL: cfg.BaseURL, Environment: fakeatlassian.ForgeDevelopment})
+		if err != nil {
+			stop()
+			<-errc
+			return fmt.Errorf("install the Forge app into the fake site: %w", err)
+		}
+		fmt.Fprintf(env.Stdout, "\ntenon dev: the Forge app %s is installed in the same site (installation %s).\n", forgeInst.AppID, forgeInst.InstallationID)
 	}
-	fmt.Fprintf(env.Stdout, "\ntenon dev: the Forge app %s is installed in the same site (installation %s).\n", forgeInst.AppID, forgeInst.InstallationID)
 	printDevBanner(env, fake, site, installed, b.Server.Descriptor(), cfg, *dataDir)
 
 	select {
@@ -133,6 +136,16 @@ func printDevBanner(env Env, fake *fakeatlassian.Fake, site *fakeatlassian.Site,
 	fmt.Fprintf(w, "  Fake Atlassian:        %s  (control API under /_fake/)\n", fake.URL())
 	fmt.Fprintf(w, "  Data:                  %s\n\n", dataDir)
 	fmt.Fprintln(w, "Press Ctrl+C to stop.")
+}
+
+// hasForgeRoutes reports whether the app registered any Forge route.
+func hasForgeRoutes(routes []server.Route) bool {
+	for _, r := range routes {
+		if strings.HasPrefix(r.Kind, "forge-") {
+			return true
+		}
+	}
+	return false
 }
 
 // devPageURL is the fake page where the app shows itself: an issue page

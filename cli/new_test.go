@@ -121,7 +121,7 @@ func TestNewProjectBuildsTestsAndRuns(t *testing.T) {
 			goCmd(t, dir, "test", "-count=1", "./...")
 			bin := filepath.Join(dir, "acme")
 			goCmd(t, dir, "build", "-o", bin, ".")
-			runDevAndOpenPage(t, bin)
+			runDevAndOpenPage(t, bin, tc.name == "forge")
 		})
 	}
 }
@@ -139,8 +139,9 @@ func goCmd(t *testing.T, dir string, args ...string) {
 var iframeSrc = regexp.MustCompile(`<iframe[^>]* src="([^"]+)"`)
 
 // runDevAndOpenPage starts `bin dev`, opens the page it prints and the
-// app's iframe in it, then stops it.
-func runDevAndOpenPage(t *testing.T, bin string) {
+// app's iframe in it, then stops it. dev installs the Forge app exactly
+// when the app has Forge routes.
+func runDevAndOpenPage(t *testing.T, bin string, forge bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -158,13 +159,19 @@ func runDevAndOpenPage(t *testing.T, bin string) {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}()
-	pageURL := ""
+	pageURL, forgeInstalled := "", false
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
+		if strings.Contains(sc.Text(), "the Forge app ") {
+			forgeInstalled = true
+		}
 		if _, u, ok := strings.Cut(sc.Text(), "Open in your browser:"); ok {
 			pageURL = strings.TrimSpace(u)
 			break
 		}
+	}
+	if forgeInstalled != forge {
+		t.Errorf("dev installed the Forge app: %v; the app has Forge routes: %v", forgeInstalled, forge)
 	}
 	go io.Copy(io.Discard, stdout)
 	if pageURL == "" {
