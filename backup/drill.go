@@ -1,8 +1,12 @@
 package backup
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -230,4 +234,42 @@ func verifySigned(ctx context.Context, now time.Time, live *tenon.Installation, 
 		return fmt.Errorf("restored state %s, live state %s", in.State, live.State)
 	}
 	return nil
+}
+
+const lastDrillName = "latest.json"
+
+// SaveDrill stores a drill report at the target (drills/latest.json), so
+// that `tenon backup list`, the next start and other operators see it.
+func (m *Manager) SaveDrill(ctx context.Context, rep *DrillReport) error {
+	bucket, err := m.Target.objects(ctx, "drills")
+	if err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return bucket.Put(ctx, lastDrillName, bytes.NewReader(raw))
+}
+
+// LastDrill returns the last stored drill report, or nil when there is
+// none.
+func (m *Manager) LastDrill(ctx context.Context) (*DrillReport, error) {
+	bucket, err := m.Target.objects(ctx, "drills")
+	if err != nil {
+		return nil, err
+	}
+	rc, err := bucket.Get(ctx, lastDrillName)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var rep DrillReport
+	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&rep); err != nil {
+		return nil, fmt.Errorf("last drill report: %w", err)
+	}
+	return &rep, nil
 }

@@ -287,3 +287,21 @@ func (e *SQLite) Inspect(ctx context.Context, file string, quick bool) (*Inspect
 	}
 	return in, nil
 }
+
+// ReplicaUpdatedAt returns the time of the newest state the replica can
+// restore, or ErrNoBackup when it holds none.
+func (e *SQLite) ReplicaUpdatedAt(ctx context.Context) (time.Time, error) {
+	client, err := e.replicaClient()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := client.Init(ctx); err != nil {
+		return time.Time{}, fmt.Errorf("open replica at %s: %w", e.Target, err)
+	}
+	r := litestream.NewReplicaWithClient(nil, client)
+	t, err := r.CalcRestoreTarget(ctx, litestream.NewRestoreOptions())
+	if err != nil {
+		return time.Time{}, classifyRestoreError(err, e.Target)
+	}
+	return t, nil
+}

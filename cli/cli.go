@@ -1,4 +1,5 @@
-// Package cli is tenon's command line: serve, keygen, fake, dev, version.
+// Package cli is tenon's command line: serve, keygen, fake, dev, backup,
+// restore, drill, version.
 // It is importable so that an app vendor's own binary gets the same
 // operational commands around its own app:
 //
@@ -63,6 +64,9 @@ func commands() []command {
 		{"release", "switch the active release of a releases directory, or roll back", runRelease},
 		{"maintenance", "switch maintenance mode on or off for every node", runMaintenance},
 		{"notice", "set or clear the notice app pages show to every tenant or one", runNotice},
+		{"backup", "take a snapshot now, or list the backups (backup list)", runBackup},
+		{"restore", "restore the latest state, a point in time or a snapshot to a new file", runRestore},
+		{"drill", "restore the latest backup into a scratch place and prove it restores", runDrill},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -11,6 +11,10 @@ import (
 	"github.com/tenon-dev/tenon/keyring"
 )
 
+// escrowNotice is said whenever a key file is made or changed: backups are
+// encrypted with it too.
+const escrowNotice = "keep a copy of this key file apart from the server and its backups (escrow): the shared secrets in the database and every backup snapshot are encrypted with it, and a backup without the key file cannot be restored"
+
 // runKeygen writes a new key file, or prepends a new current key to an
 // existing one (rotation: the old keys keep decrypting).
 func runKeygen(ctx context.Context, env Env, app App, args []string) error {
@@ -64,5 +68,6 @@ func runKeygen(ctx context.Context, env Env, app App, args []string) error {
 		return fmt.Errorf("close key file: %w", err)
 	}
 	fmt.Fprintf(env.Stderr, "wrote %s\n", *out)
+	fmt.Fprintln(env.Stderr, escrowNotice)
 	return nil
 }
