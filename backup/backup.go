@@ -44,10 +44,11 @@ type Replication interface {
 
 // ReplicationStatus is what the lag metric is made of.
 type ReplicationStatus struct {
-	// SyncedAt is the last time the replica was seen to hold every
-	// committed transaction; zero before the first time.
+	// SyncedAt is the newest moment of which the replica is known to
+	// hold every transaction committed before it; zero before the first
+	// sync.
 	SyncedAt time.Time
-	// Err is the last error reading the replication position, if any.
+	// Err is the error of the last sync, if it failed.
 	Err error
 }
 

@@ -95,42 +95,32 @@ type sqliteReplication struct {
 	db    *litestream.DB
 
 	mu     sync.Mutex
-	synced time.Time // last time the replica was seen holding every local transaction
-	err    error
+	synced time.Time // start of the newest successful sync: all committed before it is shipped
+	err    error     // of the last sync
 
 	stop, done chan struct{}
 	closeOnce  sync.Once
 }
 
-// watch notes when the replica last held every local transaction, for the
-// lag metric. Comparing positions is local (the replica's position is what
-// litestream last uploaded), so this costs no request to the target.
+// watch ships everything committed every interval and notes when it
+// started each sync that succeeded: whatever was committed before that
+// moment is at the target. litestream's own monitor ships on the same
+// interval; this loop is what makes the lag metric exact rather than a
+// comparison of positions that may not yet include the newest WAL frames.
 func (r *sqliteReplication) watch(interval time.Duration) {
 	defer close(r.done)
-	t := time.NewTicker(interval / 4)
+	t := time.NewTicker(interval)
 	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-r.stop; cancel() }()
 	for {
 		select {
 		case <-r.stop:
 			return
 		case <-t.C:
 		}
-		r.check(time.Now())
-	}
-}
-
-func (r *sqliteReplication) check(now time.Time) {
-	local, err := r.db.Pos()
-	remote := r.db.Replica.Pos()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err != nil {
-		r.err = err
-		return
-	}
-	r.err = nil
-	if local.TXID != 0 && remote.TXID >= local.TXID {
-		r.synced = now
+		_ = r.Sync(ctx) // the error is kept in Status
 	}
 }
 
@@ -141,10 +131,18 @@ func (r *sqliteReplication) Status() ReplicationStatus {
 }
 
 func (r *sqliteReplication) Sync(ctx context.Context) error {
-	if err := r.db.SyncAndWait(ctx); err != nil {
-		return fmt.Errorf("sync replica: %w", err)
+	start := time.Now()
+	err := r.db.SyncAndWait(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.err = fmt.Errorf("sync replica: %w", err)
+		return r.err
 	}
-	r.check(time.Now())
+	r.err = nil
+	if start.After(r.synced) {
+		r.synced = start
+	}
 	return nil
 }
 
