@@ -134,3 +134,36 @@ func TestBackupSettingsErrors(t *testing.T) {
 		t.Fatalf("backup config %+v", cfg.Backup)
 	}
 }
+
+// TestServeRefusesWhenRestoreFails: with --restore-if-empty, a missing
+// database and a backup that does not restore (here: taken with another
+// key file), serve does not start, says why, and creates no database.
+func TestServeRefusesWhenRestoreFails(t *testing.T) {
+	dir := t.TempDir()
+	oldKey := filepath.Join(dir, "old.key")
+	kr := writeKeyFile(t, oldKey)
+	db := filepath.Join(dir, "tenon.db")
+	st, err := sqlite.Open(db, sqlite.Options{SecretBox: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	backups := "file://" + filepath.Join(dir, "backups")
+	if code, out, errs := run(t, map[string]string{"TENON_DB": db, "TENON_SECRET_KEY_FILE": oldKey, "TENON_BACKUP_URL": backups}, "backup"); code != 0 {
+		t.Fatalf("backup: %s %s", out, errs)
+	}
+	for _, f := range []string{db, db + "-wal", db + "-shm"} {
+		os.Remove(f)
+	}
+	newKey := filepath.Join(dir, "new.key")
+	writeKeyFile(t, newKey)
+	code, _, errs := run(t, nil, "serve", "--addr", "127.0.0.1:0", "--base-url", "http://127.0.0.1:1",
+		"--environment", "development", "--install-keys-url", "http://127.0.0.1:1", "--admin-addr", "off",
+		"--db", db, "--secret-key-file", newKey, "--backup-url", backups, "--restore-if-empty", "true")
+	if code != 1 || !strings.Contains(errs, "does not restore, so serve does not start") || !strings.Contains(errs, "key file in escrow") {
+		t.Fatalf("serve: %d\n%s", code, errs)
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Fatal("serve created a database after a failed restore")
+	}
+}
