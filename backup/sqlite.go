@@ -166,7 +166,7 @@ func (e *SQLite) RestoreReplica(ctx context.Context, at time.Time, to string) (t
 	if err := client.Init(ctx); err != nil {
 		return time.Time{}, fmt.Errorf("open replica at %s: %w", e.Target, err)
 	}
-	r := litestream.NewReplicaWithClient(nil, client)
+	r := litestream.NewReplicaWithClient(e.logDB(), client)
 	opt := litestream.NewRestoreOptions()
 	opt.OutputPath, opt.Timestamp = to, at
 	opt.IntegrityCheck = litestream.IntegrityCheckFull
@@ -296,10 +296,18 @@ func (e *SQLite) ReplicaUpdatedAt(ctx context.Context) (time.Time, error) {
 	if err := client.Init(ctx); err != nil {
 		return time.Time{}, fmt.Errorf("open replica at %s: %w", e.Target, err)
 	}
-	r := litestream.NewReplicaWithClient(nil, client)
+	r := litestream.NewReplicaWithClient(e.logDB(), client)
 	t, err := r.CalcRestoreTarget(ctx, litestream.NewRestoreOptions())
 	if err != nil {
 		return time.Time{}, classifyRestoreError(err, e.Target)
 	}
 	return t, nil
+}
+
+// logDB is a litestream.DB that is never opened, only there to carry the
+// logger into restores (a replica without a DB logs to slog's default).
+func (e *SQLite) logDB() *litestream.DB {
+	db := litestream.NewDB(e.Path)
+	db.Logger = e.logger()
+	return db
 }
