@@ -256,7 +256,9 @@ func (e *SQLite) Inspect(ctx context.Context, file string, quick bool) (*Inspect
 			return nil, fmt.Errorf("%w: integrity check of %s: %s", ErrBroken, file, strings.Join(problems, "; "))
 		}
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+	// litestream's own bookkeeping tables (_litestream_*) are not data.
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table'
+		AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_litestream\_%' ESCAPE '\' ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list tables of %s: %w", file, err)
 	}

@@ -105,9 +105,13 @@ func printDrill(w io.Writer, r *backup.DrillReport) {
 	sort.Strings(names)
 	for _, n := range names {
 		c := r.Tables[n]
-		fmt.Fprintf(w, "  rows %-12s source %d, restored %d\n", n+":", c[0], c[1])
+		fmt.Fprintf(w, "  rows %-22s source %d, restored %d\n", n+":", c[0], c[1])
 	}
-	fmt.Fprintf(w, "  RPO achieved:      %s (newest restored write %s)\n", r.RPO.Round(time.Millisecond), r.NewestRestoredWrite.UTC().Format(time.RFC3339Nano))
+	newest := "none"
+	if !r.NewestRestoredWrite.IsZero() {
+		newest = r.NewestRestoredWrite.UTC().Format(time.RFC3339Nano)
+	}
+	fmt.Fprintf(w, "  RPO achieved:      %s (newest restored write %s)\n", r.RPO.Round(time.Millisecond), newest)
 	fmt.Fprintf(w, "  RTO:               %s (start to a restored copy answering a verified request)\n", r.RTO.Round(time.Millisecond))
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "  problem: %s\n", p)
