@@ -5,13 +5,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/cli"
+	"github.com/tenon-dev/tenon/examples/checklist"
 	"github.com/tenon-dev/tenon/keyring"
 	"github.com/tenon-dev/tenon/sqlite"
 )
@@ -166,4 +171,73 @@ func TestServeRefusesWhenRestoreFails(t *testing.T) {
 	if _, err := os.Stat(db); !os.IsNotExist(err) {
 		t.Fatal("serve created a database after a failed restore")
 	}
+}
+
+// TestServeTakesSnapshotsAndDrillsOnSchedule runs serve with short
+// schedules and waits (bounded) for a snapshot and a passed drill to
+// appear at the target and in the metrics.
+func TestServeTakesSnapshotsAndDrillsOnSchedule(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "secret.key")
+	writeKeyFile(t, keyFile)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := ln.Addr().String()
+	ln.Close()
+	backups := filepath.Join(dir, "backups")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errb bytes.Buffer
+	go func() {
+		done <- cli.Run(ctx, cli.Env{Stdout: io.Discard, Stderr: &syncWriter{w: &errb}, Getenv: env(nil)}, checklist.New(checklist.Options{}), []string{"serve",
+			"--addr", "127.0.0.1:0", "--base-url", "http://127.0.0.1:1", "--environment", "development",
+			"--install-keys-url", "http://127.0.0.1:1", "--admin-addr", admin, "--drain-delay", "0s",
+			"--db", filepath.Join(dir, "tenon.db"), "--secret-key-file", keyFile, "--log-level", "warn",
+			"--backup-url", "file://" + backups, "--backup-schedule", "1h", "--drill-schedule", "1h"})
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d", code)
+		}
+	}()
+	var drill, snaps bool
+	for i := 0; i < 300 && !(drill && snaps); i++ {
+		time.Sleep(100 * time.Millisecond)
+		_, err := os.Stat(filepath.Join(backups, "drills", "latest.json"))
+		drill = err == nil
+		m, _ := filepath.Glob(filepath.Join(backups, "snapshots", "*.json"))
+		snaps = len(m) == 1
+	}
+	if !drill || !snaps {
+		t.Fatalf("after 30 s: drill report %v, snapshot %v\n%s", drill, snaps, errb.String())
+	}
+	var metrics string
+	for i := 0; i < 100 && !strings.Contains(metrics, "tenon_backup_drill_success 1"); i++ {
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			metrics = string(b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{"tenon_backup_drill_success 1", "tenon_backup_last_snapshot_timestamp_seconds 1", "tenon_backup_replication_lag_seconds"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
