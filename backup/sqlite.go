@@ -167,6 +167,23 @@ func (e *SQLite) RestoreReplica(ctx context.Context, at time.Time, to string) (t
 		return time.Time{}, fmt.Errorf("open replica at %s: %w", e.Target, err)
 	}
 	r := litestream.NewReplicaWithClient(e.logDB(), client)
+	if !at.IsZero() {
+		// The state at a moment after the newest write is the newest
+		// state; before the replica's oldest base copy it is out of reach.
+		from, newest, err := r.TimeBounds(ctx)
+		if err != nil {
+			return time.Time{}, classifyRestoreError(err, e.Target)
+		}
+		switch {
+		case from.IsZero() && newest.IsZero():
+			return time.Time{}, fmt.Errorf("%w at %s: the replica is empty", ErrNoBackup, e.Target)
+		case at.Before(from):
+			return time.Time{}, fmt.Errorf("%w: the replica reaches back to %s, not to %s; restore a snapshot taken before that time (tenon backup list, --snapshot NAME)",
+				ErrNoBackup, from.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
+		case !at.Before(newest):
+			at = time.Time{}
+		}
+	}
 	opt := litestream.NewRestoreOptions()
 	opt.OutputPath, opt.Timestamp = to, at
 	opt.IntegrityCheck = litestream.IntegrityCheckFull
@@ -189,7 +206,7 @@ func (e *SQLite) RestoreReplica(ctx context.Context, at time.Time, to string) (t
 
 func classifyRestoreError(err error, t *Target) error {
 	switch {
-	case errors.Is(err, litestream.ErrNoSnapshots) || strings.Contains(err.Error(), "no matching backup") || strings.Contains(err.Error(), "transaction not available") || strings.Contains(err.Error(), "no snapshot"):
+	case errors.Is(err, litestream.ErrNoSnapshots) || strings.Contains(err.Error(), "no matching backup") || strings.Contains(err.Error(), "transaction not available") || strings.Contains(err.Error(), "no backups found") || strings.Contains(err.Error(), "no snapshot"):
 		return fmt.Errorf("%w at %s (%v): check --backup-url, or restore a snapshot with --snapshot", ErrNoBackup, t, err)
 	case strings.Contains(err.Error(), "non-contiguous") || strings.Contains(err.Error(), "gap") || strings.Contains(err.Error(), "no such file"):
 		return fmt.Errorf("%w: the replica at %s is missing part of its history (%v); restore the newest snapshot with --snapshot and check what deletes files at the target", ErrBroken, t, err)

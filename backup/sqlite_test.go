@@ -135,6 +135,17 @@ func TestReplicateAndRestore(t *testing.T) {
 			if got := clientKeys(t, openStore(t, past, kr)); len(got) != 20 {
 				t.Fatalf("point-in-time restore has %d tenants, want 20", len(got))
 			}
+			future := filepath.Join(dir, "future.db")
+			if _, err := eng.RestoreReplica(ctx, time.Now().Add(time.Hour), future); err != nil {
+				t.Fatalf("a moment after the newest write restores the newest state: %v", err)
+			}
+			if got := clientKeys(t, openStore(t, future, kr)); len(got) != 30 {
+				t.Fatalf("restore at a later moment has %d tenants, want 30", len(got))
+			}
+			_, err = eng.RestoreReplica(ctx, mid.Add(-24*time.Hour), filepath.Join(dir, "old.db"))
+			if !errors.Is(err, backup.ErrNoBackup) || !strings.Contains(err.Error(), "restore a snapshot taken before") {
+				t.Fatalf("restore before the replication window: %v", err)
+			}
 		})
 	}
 }
