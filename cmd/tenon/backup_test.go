@@ -17,7 +17,7 @@ import (
 // ack is one write the server acknowledged, and when.
 type ack struct {
 	clientKey, secret, item string // item empty: the install itself
-	at                          time.Time
+	at                      time.Time
 }
 
 // TestRestoreIfEmptyAfterDiskLoss writes through real routes (signed
