@@ -256,11 +256,11 @@ func listBackups(ctx context.Context, out io.Writer, kit *backupKit, verify bool
 	}
 	now := time.Now()
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tSIZE\tAGE\tTENANTS\tVERIFICATION")
+	fmt.Fprintln(tw, "NAME\tKIND\tSIZE\tAGE\tTENANTS\tKEY\tVERIFICATION")
 	if at, err := kit.engine.ReplicaUpdatedAt(ctx); err == nil {
-		fmt.Fprintf(tw, "latest\treplica\t-\t%s\t-\tcontinuous; restore with --at for a point in time\n", age(now, at))
+		fmt.Fprintf(tw, "latest\treplica\t-\t%s\t-\t-\tcontinuous; restore with --at for a point in time\n", age(now, at))
 	} else if !errors.Is(err, backup.ErrNoBackup) {
-		fmt.Fprintf(tw, "latest\treplica\t-\t-\t-\tunreadable: %v\n", err)
+		fmt.Fprintf(tw, "latest\treplica\t-\t-\t-\t-\tunreadable: %v\n", err)
 	}
 	failed := 0
 	for _, m := range list {
@@ -275,14 +275,14 @@ func listBackups(ctx context.Context, out io.Writer, kit *backupKit, verify bool
 				status = "checksum ok now"
 			}
 		}
-		fmt.Fprintf(tw, "%s\tsnapshot\t%s\t%s\t%d\t%s\n", m.Name, humanBytes(m.Size), age(now, m.CreatedAt), m.Tables["installations"], status)
+		fmt.Fprintf(tw, "%s\tsnapshot\t%s\t%s\t%d\t%s\t%s\n", m.Name, humanBytes(m.Size), age(now, m.CreatedAt), m.Tables["installations"], m.KeyID, status)
 	}
 	if d, err := kit.mgr.LastDrill(ctx); err == nil && d != nil {
 		res := "passed"
 		if !d.OK {
 			res = "FAILED: " + strings.Join(d.Problems, "; ")
 		}
-		fmt.Fprintf(tw, "last-drill\tdrill\t-\t%s\t%d\t%s (RPO %s, RTO %s)\n", age(now, d.StartedAt), d.Tenants, res, d.RPO.Round(time.Millisecond), d.RTO.Round(time.Millisecond))
+		fmt.Fprintf(tw, "last-drill\tdrill\t-\t%s\t%d\t-\t%s (RPO %s, RTO %s)\n", age(now, d.StartedAt), d.Tenants, res, d.RPO.Round(time.Millisecond), d.RTO.Round(time.Millisecond))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
