@@ -1,4 +1,5 @@
-// Package cli is tenon's command line: serve, keygen, fake, dev, version.
+// Package cli is tenon's command line: serve, keygen, fake, dev, backup,
+// restore, drill, version.
 // It is importable so that an app vendor's own binary gets the same
 // operational commands around its own app:
 //
@@ -100,6 +101,9 @@ func commands() []command {
 		{"notice", "set or clear the notice app pages show to every tenant or one", runNotice},
 		{"lint", "check the descriptor and Forge manifest, and both against the app's routes", runLint},
 		{"new", "write a runnable app skeleton into a new directory", runNew},
+		{"backup", "take a snapshot now, or list the backups (backup list)", runBackup},
+		{"restore", "restore the latest state, a point in time or a snapshot to a new file", runRestore},
+		{"drill", "restore the latest backup into a scratch place and prove it restores", runDrill},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -54,6 +54,17 @@ var serveSettings = []setting{
 	{"http-addr", "TENON_HTTP_ADDR", ":80", "With --domains: plain-HTTP listener that answers HTTP-01 challenges and redirects to HTTPS; off disables it."},
 	{"admin-addr", "TENON_ADMIN_ADDR", "127.0.0.1:9090", "Admin listener for /metrics, /livez and /readyz with details; keep it on loopback or a private network; off disables it."},
 	{"trusted-proxies", "TENON_TRUSTED_PROXIES", "", "Comma-separated addresses or networks (CIDR) of the proxies in front of the app; only their X-Forwarded-For/-Proto/-Host headers are believed."},
+	// Backups (see cli/backup.go).
+	{"backup-url", "TENON_BACKUP_URL", "", "Where backups go: file:///directory or s3://bucket/prefix. Serve replicates the SQLite store there continuously and takes snapshots. Empty: no backups."},
+	{"backup-s3-endpoint", "TENON_BACKUP_S3_ENDPOINT", "", "S3-compatible endpoint URL for an s3:// backup URL outside AWS (path-style requests)."},
+	{"backup-s3-region", "TENON_BACKUP_S3_REGION", "us-east-1", "Region of the S3 bucket."},
+	{"backup-s3-access-key-id", "TENON_BACKUP_S3_ACCESS_KEY_ID", "", "Access key id for the S3 bucket. Empty: the AWS SDK's default credentials (AWS_* variables, instance role)."},
+	{"backup-s3-secret-access-key", "TENON_BACKUP_S3_SECRET_ACCESS_KEY", "", "Secret access key for the S3 bucket."},
+	{"backup-sync-interval", "TENON_BACKUP_SYNC_INTERVAL", "1s", "How often committed changes are shipped to the replica."},
+	{"backup-schedule", "TENON_BACKUP_SCHEDULE", "daily", "How often serve takes a snapshot: hourly, daily, weekly, a duration such as 6h, or off."},
+	{"backup-keep", "TENON_BACKUP_KEEP", "7,4,12", "Snapshots kept: DAILY,WEEKLY,MONTHLY (grandfather-father-son)."},
+	{"drill-schedule", "TENON_DRILL_SCHEDULE", "weekly", "How often serve runs a restore drill: hourly, daily, weekly, a duration, or off."},
+	{"restore-if-empty", "TENON_RESTORE_IF_EMPTY", "false", "true: when the SQLite file is missing or empty and a backup exists, restore it before serving; refuse to start if that fails."},
 }
 
 // Config is the resolved configuration of a serve command.
@@ -85,6 +96,9 @@ type Config struct {
 	HTTPAddr       string
 	AdminAddr      string
 	TrustedProxies []string
+
+	// Backup configures replication, snapshots and drills (cli/backup.go).
+	Backup BackupConfig
 
 	// ForgeAppID and ForgeJWKSURL configure Forge Remote (see cli/forge.go).
 	ForgeAppID   string
@@ -310,6 +324,7 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 	}
 	parseEdgeSettings(c, vals, src, add)
 	parseForgeSettings(c, vals, add)
+	parseBackupSettings(c, vals, add)
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
 	}

@@ -12,9 +12,9 @@ import (
 	"github.com/tenon-dev/tenon/keyring"
 )
 
-// backupNote is printed with every new key: the key file is the other half
-// of every backup.
-const backupNote = "Back this key file up apart from the database: a database backup without it cannot be read."
+// escrowNotice is said whenever a key file is made or changed: backups are
+// encrypted with it too.
+const escrowNotice = "keep a copy of this key file apart from the server and its backups (escrow): the shared secrets in the database and every backup snapshot are encrypted with it, and a backup without the key file cannot be restored"
 
 // runKeygen writes a new key file, or prepends a new current key to an
 // existing one (rotation: the old keys keep decrypting until `tenon keys
@@ -38,7 +38,7 @@ func runKeygen(ctx context.Context, env Env, app App, args []string) error {
 		if _, err := fmt.Fprintln(env.Stdout, line); err != nil {
 			return err
 		}
-		fmt.Fprintln(env.Stderr, backupNote)
+		fmt.Fprintln(env.Stderr, escrowNotice)
 		return nil
 	}
 	content := line + "\n"
@@ -84,6 +84,6 @@ func runKeygen(ctx context.Context, env Env, app App, args []string) error {
 		fmt.Fprintf(env.Stderr, "Key %s now seals new values; %s only open old ones.\n", newKR.SealingKeyID(), strings.Join(older, ", "))
 		fmt.Fprintln(env.Stderr, "Next: restart every node with this file, run `tenon keys reseal`, and once `tenon keys status` shows 0 rows under an older key, remove its line and restart.")
 	}
-	fmt.Fprintln(env.Stderr, backupNote)
+	fmt.Fprintln(env.Stderr, escrowNotice)
 	return nil
 }

@@ -30,11 +30,19 @@ func runServe(ctx context.Context, env Env, app App, args []string) error {
 		return err
 	}
 	logger := newLogger(env, cfg.LogLevel)
+	if err := restoreIfEmpty(ctx, cfg, logger); err != nil { // backup_serve.go
+		return err
+	}
 	b, err := Open(ctx, cfg, app, logger)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
+	bk, err := startBackups(ctx, b)
+	if err != nil {
+		return err
+	}
+	defer bk.close()             // before the store closes: ships what is committed
 	proc, err := startProcess(b) // SIGHUP upgrades, draining, PID file: upgrade.go
 	if err != nil {
 		return err

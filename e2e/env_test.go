@@ -100,7 +100,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		InstallKeysURL:  fake.KeyServerURL(),
 		SecretKeyFile:   keyFile,
 		LogLevel:        "debug",
-		ShutdownTimeout: 5 * time.Second,
+		ShutdownTimeout: 10 * time.Second, // above net/http's 5 s grace for an unused connection
 	}
 	b, err := cli.Open(context.Background(), cfg, app, logger.With("component", "tenon"))
 	if err != nil {

@@ -224,6 +224,9 @@ func (f *Fake) Close() error {
 	f.mu.Unlock()
 
 	f.hooks.stop()
+	// Connections the fake opened to apps (lifecycle, webhooks) go too,
+	// so an app shutting down after the fake finds none left open.
+	f.client.CloseIdleConnections()
 	if srv == nil {
 		return nil
 	}

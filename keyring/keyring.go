@@ -18,6 +18,7 @@ package keyring
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -69,6 +70,7 @@ type Keyring struct {
 type key struct {
 	id   string
 	aead cipher.AEAD
+	raw  []byte // kept only to derive purpose keys (DerivedKeys)
 }
 
 // KeyID returns the id under which a key's sealed values are labelled: the
@@ -112,7 +114,7 @@ func (kr *Keyring) add(k []byte) error {
 	if err != nil {
 		return err
 	}
-	kk := &key{id: id, aead: aead}
+	kk := &key{id: id, aead: aead, raw: append([]byte(nil), k...)}
 	kr.byID[id] = kk
 	kr.ids = append(kr.ids, id)
 	if kr.current == nil {
@@ -243,6 +245,29 @@ func validKeyID(id string) bool {
 		}
 	}
 	return true
+}
+
+// DerivedKey is a key for one purpose other than sealing secrets, derived
+// from one key of the key file; ID is that key's id.
+type DerivedKey struct {
+	ID  string
+	Key []byte
+}
+
+// DerivedKeys returns one KeySize key per key of the file, the current key
+// first, each derived with HKDF-SHA256 for purpose. Other parts (backup
+// encryption) use them so that the key file stays the one secret to keep
+// safe, without reusing the sealing keys themselves.
+func (kr *Keyring) DerivedKeys(purpose string) ([]DerivedKey, error) {
+	out := make([]DerivedKey, 0, len(kr.ids))
+	for _, id := range kr.ids {
+		dk, err := hkdf.Key(sha256.New, kr.byID[id].raw, nil, "tenon "+purpose, KeySize)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: derive %s key: %w", purpose, err)
+		}
+		out = append(out, DerivedKey{ID: id, Key: dk})
+	}
+	return out, nil
 }
 
 // Seal encrypts plaintext with the current key.

@@ -107,14 +107,16 @@ func Start(t testing.TB, app cli.App, opts Options) *Env {
 	}
 	baseURL := "http://" + ln.Addr().String()
 	cfg := &cli.Config{
-		Addr:            ln.Addr().String(),
-		BaseURL:         baseURL,
-		DB:              filepath.Join(dir, "tenon.db"),
-		Environment:     "development",
-		InstallKeysURL:  fake.KeyServerURL(),
-		SecretKeyFile:   keyFile,
-		LogLevel:        "debug",
-		ShutdownTimeout: 5 * time.Second,
+		Addr:           ln.Addr().String(),
+		BaseURL:        baseURL,
+		DB:             filepath.Join(dir, "tenon.db"),
+		Environment:    "development",
+		InstallKeysURL: fake.KeyServerURL(),
+		SecretKeyFile:  keyFile,
+		LogLevel:       "debug",
+		// Above net/http's 5 s grace for a connection opened but never
+		// used, so such a connection cannot make a clean stop time out.
+		ShutdownTimeout: 10 * time.Second,
 		AllJSURL:        fake.URL() + "/atlassian-connect/all.js",
 		ForgeAppID:      fake.ForgeAppID(),
 		ForgeJWKSURL:    fake.ForgeJWKSURL(),
@@ -128,23 +130,24 @@ func Start(t testing.TB, app cli.App, opts Options) *Env {
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- b.ServeListener(ctx, ln) }()
+	e := &Env{Fake: fake, Backend: b, BaseURL: baseURL, t: t, client: &http.Client{Timeout: 15 * time.Second}}
 	t.Cleanup(func() {
 		fake.Close()
+		e.client.CloseIdleConnections()
 		stop()
 		select {
 		case err := <-served:
 			if err != nil {
 				t.Errorf("tenontest: serve: %v", err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("tenontest: the app did not shut down within 10s")
+		case <-time.After(20 * time.Second):
+			t.Errorf("tenontest: the app did not shut down within 20s")
 		}
 		if err := b.Close(); err != nil {
 			t.Errorf("tenontest: close the app: %v", err)
 		}
 	})
 
-	e := &Env{Fake: fake, Backend: b, BaseURL: baseURL, t: t, client: &http.Client{Timeout: 15 * time.Second}}
 	e.Site, err = fake.AddSite(fakeatlassian.SiteOptions{Name: "test", Product: opts.Product})
 	if err != nil {
 		t.Fatalf("tenontest: add a site: %v", err)

@@ -40,6 +40,14 @@ func installKeyServer(t *testing.T) (*rsa.PrivateKey, *httptest.Server) {
 // with priv, as the product does, and returns the answer.
 func signedInstall(t *testing.T, baseURL, clientKey, secret, siteURL string, priv *rsa.PrivateKey) (int, []byte) {
 	t.Helper()
+	auth, body := installRequest(t, baseURL, clientKey, secret, siteURL, priv)
+	return send(t, "POST", baseURL+"/installed", auth, body)
+}
+
+// installRequest is the Authorization header and body of a signed
+// `installed` callback, for tests that send it themselves.
+func installRequest(t *testing.T, baseURL, clientKey, secret, siteURL string, priv *rsa.PrivateKey) (string, []byte) {
+	t.Helper()
 	now := time.Now()
 	body, _ := json.Marshal(map[string]any{
 		"key": "tenon-checklist", "clientKey": clientKey, "sharedSecret": secret,
@@ -53,7 +61,7 @@ func signedInstall(t *testing.T, baseURL, clientKey, secret, siteURL string, pri
 	if err != nil {
 		t.Fatal(err)
 	}
-	return send(t, "POST", baseURL+"/installed", "JWT "+tok, body)
+	return "JWT " + tok, body
 }
 
 // contextToken is the Authorization value of a browser-API call, as
