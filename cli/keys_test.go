@@ -55,7 +55,7 @@ func TestKeysRotateResealRetire(t *testing.T) {
 	dir := t.TempDir()
 	k := keysRun{t: t, keyFile: filepath.Join(dir, "secret.key"), db: filepath.Join(dir, "tenon.db")}
 	code, _, errOut := k.run("keygen", "-o", k.keyFile)
-	if code != 0 || !strings.Contains(errOut, "a database backup without it cannot be read") {
+	if code != 0 || !strings.Contains(errOut, "a backup without the key file cannot be restored") {
 		t.Fatalf("keygen: exit %d\n%s", code, errOut)
 	}
 	idA := loadIDs(t, k.keyFile)[0]
@@ -98,7 +98,7 @@ func TestKeysRotateResealRetire(t *testing.T) {
 		t.Fatalf("keygen -rotate: exit %d\n%s", code, errOut)
 	}
 	idB := loadIDs(t, k.keyFile)[0]
-	for _, want := range []string{"Key " + idB + " now seals new values; " + idA + " only open old ones", "tenon keys reseal", "cannot be read"} {
+	for _, want := range []string{"Key " + idB + " now seals new values; " + idA + " only open old ones", "tenon keys reseal", "cannot be restored"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("keygen -rotate does not say %q:\n%s", want, errOut)
 		}
