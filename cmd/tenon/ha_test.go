@@ -23,36 +23,17 @@ import (
 	"github.com/tenon-dev/tenon/qsh"
 )
 
-// haproxyConfig is the proxy of the two-node recipe (deploy/ha), on the
-// test's ports: health checks on /readyz, a refused connection tried on
-// the other node, and its own 503 with Retry-After while no node is
-// ready.
-const haproxyConfig = `global
-	maxconn 512
-defaults
-	mode http
-	timeout connect 1s
-	timeout client 10s
-	timeout server 10s
-	retries 3
-	option redispatch 1
-	retry-on conn-failure
-	errorfile 503 %[1]s
-frontend app
-	bind %[2]s
-	default_backend tenon
-backend tenon
-	balance roundrobin
-	option httpchk GET /readyz
-	http-check expect status 200
-	default-server inter 200ms fall 2 rise 2
-	server a %[3]s check
-	server b %[4]s check
-`
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
 
-const proxy503 = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 5\r\n" +
-	"Cache-Control: no-store\r\nConnection: close\r\n\r\nThe service is briefly unavailable. Please try again in a few seconds.\n"
-
+// startHAProxy runs HAProxy with the recipe's configuration
+// (deploy/ha/haproxy.cfg) in front of the nodes at a and b.
 func startHAProxy(t *testing.T, listen, a, b string) {
 	t.Helper()
 	bin, err := exec.LookPath("haproxy")
@@ -62,12 +43,25 @@ func startHAProxy(t *testing.T, listen, a, b string) {
 		}
 		t.Skip("haproxy is not installed (apt-get install haproxy); the failover test needs it in front of the two nodes")
 	}
-	dir := t.TempDir()
-	errFile, cfgFile := filepath.Join(dir, "503.http"), filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(errFile, []byte(proxy503), 0o600); err != nil {
+	// The recipe's own file, on the test's ports.
+	raw, err := os.ReadFile("../../deploy/ha/haproxy.cfg")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, haproxyConfig, errFile, listen, a, b), 0o600); err != nil {
+	cfg := string(raw)
+	for _, r := range []struct{ old, new string }{
+		{"/etc/haproxy/errors/tenon-503.http", mustAbs(t, "../../deploy/ha/tenon-503.http")},
+		{"bind :8000", "bind " + listen},
+		{"server node1 10.0.0.11:8080", "server node1 " + a},
+		{"server node2 10.0.0.12:8080", "server node2 " + b},
+	} {
+		if !strings.Contains(cfg, r.old) {
+			t.Fatalf("deploy/ha/haproxy.cfg has no %q", r.old)
+		}
+		cfg = strings.Replace(cfg, r.old, r.new, 1)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
