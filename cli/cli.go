@@ -98,6 +98,7 @@ func commands() []command {
 		{"jobs", "list queued jobs and dead letters, retry dead ones", runJobs},
 		{"release", "switch the active release of a releases directory, or roll back", runRelease},
 		{"maintenance", "switch maintenance mode on or off for every node", runMaintenance},
+		{"status", "show this node, the store, migrations and which node leads", runStatus},
 		{"notice", "set or clear the notice app pages show to every tenant or one", runNotice},
 		{"lint", "check the descriptor and Forge manifest, and both against the app's routes", runLint},
 		{"new", "write a runnable app skeleton into a new directory", runNew},

@@ -15,6 +15,7 @@ import (
 	"github.com/tenon-dev/tenon/health"
 	"github.com/tenon-dev/tenon/jobs"
 	"github.com/tenon-dev/tenon/keyring"
+	"github.com/tenon-dev/tenon/leader"
 	"github.com/tenon-dev/tenon/metrics"
 	"github.com/tenon-dev/tenon/postgres"
 	"github.com/tenon-dev/tenon/server"
@@ -71,6 +72,10 @@ type Backend struct {
 	Listen  func(network, addr string) (net.Listener, error)
 	// ForgeKeys is the Forge JWKS cache; nil when Forge is off.
 	ForgeKeys *forge.JWKS
+	// Leader says whether this node runs singleton work: see leader.go.
+	Leader leader.Leader
+
+	elector *leader.Postgres // campaigns while serving; nil on SQLite
 
 	proc *process // set by the serve command; nil in dev and tests
 }
@@ -88,6 +93,10 @@ func Open(ctx context.Context, cfg *Config, app App, logger *slog.Logger) (*Back
 	}
 	b := &Backend{Config: cfg, Store: store, Logger: logger}
 	b.initObservability()
+	if err := b.initLeader(); err != nil { // leader.go
+		store.Close()
+		return nil, err
+	}
 	if err := b.build(app); err != nil {
 		store.Close()
 		return nil, err
@@ -135,6 +144,9 @@ func (b *Backend) build(app App) error {
 		Now:          now,
 		Observer:     b.Metrics,
 		Jobs:         jobs.Options{Workers: cfg.JobWorkers, PollInterval: cfg.JobPoll, StopGrace: cfg.ShutdownTimeout},
+	}
+	if b.Leader != nil {
+		sc.Jobs.Singleton = b.Leader // purges on one node only
 	}
 	if b.ForgeKeys, err = forgeKeys(cfg, envName, b); err != nil {
 		return err
@@ -209,9 +221,11 @@ func (b *Backend) ServeListener(ctx context.Context, ln net.Listener) error {
 		_ = b.Server.Run(runCtx)
 	}()
 	go b.runForgeKeys(runCtx)
+	waitLeader := b.startLeader(runCtx) // leader.go
 	defer func() {
 		stopRun()
 		<-ran
+		waitLeader()
 	}()
 	errc := make(chan error, 1)
 	drain := b.newDrainer(ctx, hs, ln) // see upgrade.go

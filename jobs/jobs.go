@@ -110,6 +110,17 @@ type Options struct {
 	// Rand returns a number in [0, 1) for backoff jitter. Default
 	// math/rand/v2's Float64.
 	Rand func() float64
+	// Singleton runs the purge of old jobs on one node of the
+	// deployment at a time. Default nil: this runner purges, as a
+	// deployment of one node wants.
+	Singleton Singleton
+}
+
+// Singleton runs work on one node of a deployment at a time: it calls
+// work while this node leads, with a context that ends when it stops
+// leading, and returns when ctx ends. leader.Leader is one.
+type Singleton interface {
+	Run(ctx context.Context, work func(ctx context.Context))
 }
 
 func (o *Options) defaults() {
@@ -295,7 +306,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.report(ctx, queues) })
 	if r.opts.Retention > 0 {
-		wg.Go(func() { r.purge(ctx) })
+		if r.opts.Singleton != nil {
+			wg.Go(func() { r.opts.Singleton.Run(ctx, r.purge) })
+		} else {
+			wg.Go(func() { r.purge(ctx) })
+		}
 	}
 	if r.opts.Workers > 0 && len(queues) > 0 {
 		r.dispatch(ctx, queues)
@@ -529,7 +544,8 @@ func (r *Runner) report(ctx context.Context, queues []*queue) {
 }
 
 // purge removes done and dead jobs older than Retention, at once and
-// then every purgeInterval. Every node may do it; the deletes commute.
+// then every purgeInterval. The deletes commute, so two nodes purging at
+// once do no harm; with Options.Singleton only one does the work.
 func (r *Runner) purge(ctx context.Context) {
 	t := time.NewTicker(purgeInterval)
 	defer t.Stop()

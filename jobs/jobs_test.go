@@ -471,6 +471,51 @@ func TestPurgesOldJobs(t *testing.T) {
 	})
 }
 
+// follower is a jobs.Singleton whose node leads only once lead is
+// closed.
+type follower struct{ lead chan struct{} }
+
+func (f follower) Run(ctx context.Context, work func(ctx context.Context)) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-f.lead:
+	}
+	work(ctx)
+}
+
+// TestPurgesOnlyOnTheLeader keeps old jobs while the node does not lead,
+// and purges them once it does.
+func TestPurgesOnlyOnTheLeader(t *testing.T) {
+	f := follower{lead: make(chan struct{})}
+	h := newHarness(t, jobs.Options{Retention: time.Hour, Singleton: f})
+	h.runner.Handle("q", func(ctx context.Context, j tenon.Job) error { return nil })
+	ctx := context.Background()
+	old, _, err := h.store.Enqueue(ctx, "q", tenon.NewJob{Payload: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.Claim(ctx, "q", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.Complete(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(2 * time.Hour)
+	recent := h.enqueue("q", `{}`)
+	h.start()
+	h.waitJob(recent, "done", func(j tenon.Job) bool { return j.State == tenon.JobDone })
+	// Purging would have been the runner's first act.
+	if list, err := h.store.Jobs(ctx, tenon.JobFilter{}); err != nil || len(list) != 2 {
+		t.Fatalf("a node that does not lead purged: %d jobs left (%v), want 2", len(list), err)
+	}
+	close(f.lead)
+	waitUntil(t, "the old job to be purged by the leader", func() bool {
+		list, err := h.store.Jobs(ctx, tenon.JobFilter{})
+		return err == nil && len(list) == 1 && list[0].ID == recent
+	})
+}
+
 // TestTwoRunnersShareAQueue runs two runners, as two nodes would, on one
 // store: every job runs exactly once.
 func TestTwoRunnersShareAQueue(t *testing.T) {

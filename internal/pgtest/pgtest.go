@@ -380,3 +380,105 @@ func (s *Server) CreateDatabase(name string) string {
 	}
 	return s.DSN(name)
 }
+
+// StartStandby makes a streaming standby of s, named name: a base backup
+// of the running server (pg_basebackup -R) in a new temporary directory
+// of the test, started on a free loopback port and connected to s as
+// application name, so that s can wait for it (Synchronous). It is
+// stopped (fast) when the test ends.
+func (s *Server) StartStandby(name string) *Server {
+	s.tb.Helper()
+	st := &Server{tb: s.tb, bin: s.bin, settings: s.settings, cred: s.cred}
+	root := s.tb.TempDir()
+	st.dir, st.logFile = filepath.Join(root, "data"), filepath.Join(root, "postgres.log")
+	if st.cred != nil {
+		tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator)
+		for d := root; strings.HasPrefix(d, tmp); d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o711); err != nil {
+				s.tb.Fatalf("pgtest: %v", err)
+			}
+		}
+	}
+	if err := touch(st.logFile); err != nil {
+		s.tb.Fatalf("pgtest: %v", err)
+	}
+	if st.cred != nil {
+		if err := os.Chown(root, int(st.cred.Uid), int(st.cred.Gid)); err != nil {
+			s.tb.Fatalf("pgtest: %v", err)
+		}
+		if err := os.Chown(st.logFile, int(st.cred.Uid), int(st.cred.Gid)); err != nil {
+			s.tb.Fatalf("pgtest: %v", err)
+		}
+	}
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres application_name=%s", s.port, name)
+	backup := st.command(filepath.Join(s.bin, "pg_basebackup"), "-D", st.dir, "-d", conninfo,
+		"-R", "-X", "stream", "--checkpoint=fast", "--no-sync")
+	var out bytes.Buffer
+	backup.Stdout, backup.Stderr = &out, &out
+	if err := backup.Run(); err != nil {
+		s.tb.Fatalf("pgtest: pg_basebackup: %v\n%s", err, out.String())
+	}
+	st.port = freePort(s.tb)
+	s.tb.Cleanup(func() {
+		if err := st.stop(Fast); err != nil {
+			s.tb.Errorf("pgtest: stop standby: %v", err)
+		}
+	})
+	st.Start()
+	return st
+}
+
+// Synchronous makes s wait, before acknowledging a commit, until the
+// standby named name has written it (synchronous_commit=on with
+// synchronous_standby_names), and returns once that standby streams in
+// sync. It fails the test when that takes over 30 seconds.
+func (s *Server) Synchronous(name string) {
+	s.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
+	if err != nil {
+		s.tb.Fatalf("pgtest: %v", err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		"ALTER SYSTEM SET synchronous_standby_names = " + quoteLiteral(name),
+		"ALTER SYSTEM SET synchronous_commit = 'on'",
+		"SELECT pg_reload_conf()",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			s.tb.Fatalf("pgtest: %s: %v", q, err)
+		}
+	}
+	for {
+		var state string
+		err := conn.QueryRow(ctx, "SELECT coalesce(max(sync_state), '') FROM pg_stat_replication WHERE application_name = $1", name).Scan(&state)
+		if err == nil && state == "sync" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.tb.Fatalf("pgtest: standby %s is not in sync (%q, %v)\n%s", name, state, err, s.Log())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Promote turns a standby into a primary (pg_promote) and returns once
+// it accepts writes.
+func (s *Server) Promote() {
+	s.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
+	if err != nil {
+		s.tb.Fatalf("pgtest: %v", err)
+	}
+	defer conn.Close(ctx)
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_promote(true, 30)").Scan(&ok); err != nil || !ok {
+		s.tb.Fatalf("pgtest: promote: %v %v\n%s", ok, err, s.Log())
+	}
+}

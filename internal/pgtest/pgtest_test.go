@@ -2,6 +2,7 @@ package pgtest_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -69,5 +70,39 @@ func TestStopAndRestart(t *testing.T) {
 	}
 	if n := count(t, dsn); n != 3 {
 		t.Errorf("found %d rows after two restarts, want the 3 written", n)
+	}
+}
+
+// TestStandbyPromotion writes through a primary that waits for its
+// synchronous standby, crashes the primary, promotes the standby and
+// finds every acknowledged write there; a DSN naming both hosts with
+// target_session_attrs=read-write reaches whichever is the primary.
+func TestStandbyPromotion(t *testing.T) {
+	primary := pgtest.Start(t, pgtest.Options{})
+	standby := primary.StartStandby("standby1")
+	primary.Synchronous("standby1")
+	both := fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/postgres?sslmode=disable&target_session_attrs=read-write&connect_timeout=2",
+		primary.Port(), standby.Port())
+	for range 5 {
+		if err := query(t, both); err != nil {
+			t.Fatalf("write through the primary: %v", err)
+		}
+	}
+	if err := query(t, standby.DSN("postgres")); err == nil {
+		t.Fatal("the standby accepted a write before its promotion")
+	}
+	primary.Stop(pgtest.Immediate)
+	if err := query(t, both); err == nil {
+		t.Fatal("a write succeeded with no primary")
+	}
+	standby.Promote()
+	if n := count(t, standby.DSN("postgres")); n != 5 {
+		t.Fatalf("%d acknowledged rows on the promoted standby, want 5", n)
+	}
+	if err := query(t, both); err != nil {
+		t.Fatalf("write after the promotion: %v", err)
+	}
+	if n := count(t, both); n != 6 {
+		t.Errorf("%d rows after the promotion, want 6", n)
 	}
 }
