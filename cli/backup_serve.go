@@ -121,9 +121,9 @@ func (k *backups) last(t *time.Time) time.Time {
 	return *t
 }
 
-// every runs job when interval has passed since last(), checking a few
-// times per interval (at most every minute), so a restart neither skips
-// nor repeats a due snapshot.
+// every runs job when interval has passed since last() and this node
+// leads, checking a few times per interval (at most every minute), so a
+// restart or a change of leader neither skips nor repeats a due snapshot.
 func (k *backups) every(ctx context.Context, interval time.Duration, last func() time.Time, job func(context.Context)) {
 	check := min(interval/4, time.Minute)
 	k.wg.Add(1)
@@ -132,7 +132,9 @@ func (k *backups) every(ctx context.Context, interval time.Duration, last func()
 		t := time.NewTicker(check)
 		defer t.Stop()
 		for {
-			if time.Since(last()) >= interval {
+			// Singleton work: only the leader takes snapshots and drills
+			// (a SQLite node always leads).
+			if k.leads() && time.Since(last()) >= interval {
 				job(ctx)
 			}
 			select {
@@ -143,6 +145,9 @@ func (k *backups) every(ctx context.Context, interval time.Duration, last func()
 		}
 	}()
 }
+
+// leads reports whether this node runs the scheduled backup work.
+func (k *backups) leads() bool { return k.b.Leader == nil || k.b.Leader.IsLeader() }
 
 func (k *backups) snapshot(ctx context.Context) {
 	man, err := k.kit.mgr.Snapshot(ctx)
