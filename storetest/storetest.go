@@ -103,6 +103,7 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 		{"Tokens", s.testTokens},
 		{"Settings", s.testSettings},
 		{"Forge", s.testForge},
+		{"ForgeLifecycle", s.testForgeLifecycle},
 		{"Outage", s.testOutage},
 	}
 	for _, tt := range tests {
