@@ -97,9 +97,9 @@ type forgeState struct {
 	tokens   tenon.TokenCache // nil: tokens live for the request only
 
 	mu       sync.Mutex
-	installs map[string]*forgeEntry // by installationId
-	gen      uint64                 // bumped by invalidate, like the tenant cache
-	written  map[string]time.Time   // token cache key → exp of the token last written
+	installs map[string]*forgeEntry       // by installationId
+	gen      uint64                       // bumped by invalidate, like the tenant cache
+	written  map[string]time.Time         // token cache key → exp of the token last written
 	licenses map[string]forgeLicenseEntry // by installationId
 	// lifecycle is set once ForgeLifecycle mounted the lifecycle route:
 	// events of installations not yet installed are then sent back.
@@ -266,4 +266,3 @@ func (s *Server) forgeRoute(opts []RouteOption) *route {
 	}
 	return rt
 }
-

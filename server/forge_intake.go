@@ -177,4 +177,3 @@ func (s *Server) forgeJob(h ForgeEventHandler) jobs.Handler {
 		return err
 	}
 }
-
