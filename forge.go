@@ -69,6 +69,30 @@ type ForgeInstallation struct {
 
 	FirstSeen time.Time // first verified invocation
 	LastSeen  time.Time // latest recorded invocation (updated at a coarse interval)
+
+	// The lifecycle of the installation as Forge's lifecycle events and
+	// the reconciliation job reported it (ForgeLifecycleStore).
+	State         ForgeState
+	AppVersion    string    // app.version of the latest installed or upgraded event
+	InstalledAt   time.Time // the first installed (or upgraded) event; zero when none came
+	UpgradedAt    time.Time // the latest upgraded event; zero when none came
+	UninstalledAt time.Time // set while State is ForgeUninstalled
+}
+
+// ForgeState is where a Forge installation is in its lifecycle.
+type ForgeState string
+
+// Forge installation states. An installation that is not ForgeActive is
+// refused on every Forge route; Forge gives a reinstalled app a new
+// installationId, so ForgeUninstalled is final for an installation.
+const (
+	ForgeActive      ForgeState = "active"
+	ForgeUninstalled ForgeState = "uninstalled"
+)
+
+// Active reports whether calls of the installation may be served.
+func (fi *ForgeInstallation) Active() bool {
+	return fi != nil && (fi.State == ForgeActive || fi.State == "")
 }
 
 // Linked reports whether the installation shares the data of a Connect tenant.
@@ -109,6 +133,37 @@ type ForgeStore interface {
 	// never moved. It returns the installations it linked; an unknown
 	// clientKey gives ENOTFOUND.
 	LinkForgeInstallations(ctx context.Context, clientKey string) ([]*ForgeInstallation, error)
+}
+
+// ForgeLifecycleStore is the optional Store capability that makes a Forge
+// installation a tenant with a lifecycle of its own. Every method is
+// idempotent and durable once it returns nil.
+type ForgeLifecycleStore interface {
+	ForgeStore
+
+	// ForgeInstalled records Forge's installed or upgraded event for in
+	// (upgrade true for avi:forge:upgraded:app): like
+	// RecordForgeInstallation, then State ForgeActive, AppVersion, and
+	// InstalledAt (first event only) or UpgradedAt set to at. When
+	// supersede is true, the Connect tenants of the same site (cloudId or
+	// installationId), other than uninstalled ones, are marked
+	// superseded by in.InstallationID in the same transaction
+	// (Installation.SupersededBy, State StateUninstalled): the platform
+	// uninstalls a Connect app replaced by its Forge version without a
+	// callback. It returns whether the installation changed (false for a
+	// repeated delivery) and the clientKeys it superseded. An
+	// uninstalled installation stays uninstalled and gives ECONFLICT.
+	ForgeInstalled(ctx context.Context, in *ForgeInstallation, upgrade, supersede bool, at time.Time) (changed bool, superseded []string, err error)
+
+	// ForgeUninstalled marks the installation uninstalled at at. It
+	// returns whether it changed: false when it already was. An unknown
+	// installation gives ENOTFOUND.
+	ForgeUninstalled(ctx context.Context, installationID string, at time.Time) (changed bool, err error)
+
+	// ActiveForgeInstallations lists up to limit active installations
+	// with an installationId greater than after, in installationId order:
+	// the pages the reconciliation job walks.
+	ActiveForgeInstallations(ctx context.Context, after string, limit int) ([]*ForgeInstallation, error)
 }
 
 // ForgeContext is what a verified Forge Invocation Token says about a

@@ -48,6 +48,10 @@ type Installation struct {
 	UpdatedAt   time.Time // last change of any kind
 	// UninstalledAt is set while State is StateUninstalled.
 	UninstalledAt time.Time
+	// SupersededBy is the installationId of the Forge installation that
+	// replaced this Connect tenant on its site (State is then
+	// StateUninstalled); "" otherwise. A new `installed` callback clears it.
+	SupersededBy string
 }
 
 // Active reports whether requests from this tenant may be served.

@@ -101,7 +101,10 @@ type Config struct {
 	Backup BackupConfig
 
 	// ForgeAppID and ForgeJWKSURL configure Forge Remote (see cli/forge.go).
-	ForgeAppID   string
+	ForgeAppID string
+	// ForgeOnly runs the app as a pure Forge app (server.Config.ForgeOnly):
+	// Forge installs supersede the site's Connect tenant.
+	ForgeOnly    bool
 	ForgeJWKSURL string
 
 	// ClockSkew is the clock difference tolerated on the times of every

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/tenon-dev/tenon/forge"
 	"github.com/tenon-dev/tenon/server"
 )
@@ -60,4 +62,26 @@ func (b *Backend) runForgeKeys(ctx context.Context) {
 	if b.ForgeKeys != nil {
 		_ = b.ForgeKeys.Run(ctx)
 	}
+}
+
+// pureForgeApp reports whether app ships a Forge manifest without Connect
+// modules (no connectModules, no app.connect): the manifest of a pure Forge
+// app, whose installation on a site supersedes that site's Connect tenant
+// (the platform uninstalls the Connect version without a callback). A
+// Connect-on-Forge manifest keeps both.
+func pureForgeApp(app App) bool {
+	ma, ok := app.(ManifestApp)
+	if !ok || len(ma.Manifest()) == 0 {
+		return false
+	}
+	var m struct {
+		App struct {
+			Connect any `yaml:"connect"`
+		} `yaml:"app"`
+		ConnectModules any `yaml:"connectModules"`
+	}
+	if err := yaml.Unmarshal(ma.Manifest(), &m); err != nil {
+		return false // lint reports the manifest's problems at start
+	}
+	return m.App.Connect == nil && m.ConnectModules == nil
 }

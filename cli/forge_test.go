@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/tenon-dev/tenon/cli"
+	"github.com/tenon-dev/tenon/examples/hello"
+	"github.com/tenon-dev/tenon/server"
 )
 
 func TestForgeSettings(t *testing.T) {
@@ -45,3 +47,32 @@ func TestForgeSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestPureForgeApp(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		manifest string
+		want     bool
+	}{
+		{"pure Forge", "app:\n  id: ari:cloud:ecosystem::app/x\nmodules: {}\n", true},
+		{"Connect on Forge: connectModules", "app:\n  id: x\nconnectModules:\n  jira:webPanels: []\n", false},
+		{"Connect on Forge: app.connect", "app:\n  id: x\n  connect:\n    key: k\n", false},
+		{"no manifest", "", false},
+		{"not YAML", "app: [", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := cli.PureForgeApp(manifestApp{tc.manifest}); got != tc.want {
+				t.Errorf("pureForgeApp = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if cli.PureForgeApp(hello.New()) {
+		t.Error("an app without a manifest counted as pure Forge")
+	}
+}
+
+type manifestApp struct{ m string }
+
+func (manifestApp) Descriptor() []byte          { return nil }
+func (manifestApp) Routes(*server.Server) error { return nil }
+func (a manifestApp) Manifest() []byte          { return []byte(a.m) }

@@ -153,6 +153,7 @@ func (b *Backend) build(app App) error {
 	}
 	if b.ForgeKeys != nil {
 		sc.ForgeAppID, sc.ForgeKeys = cfg.ForgeAppID, b.ForgeKeys
+		sc.ForgeOnly = cfg.ForgeOnly || pureForgeApp(app)
 	}
 	if h, ok := app.(HookedApp); ok {
 		sc.Hooks = h.Hooks()

@@ -89,7 +89,7 @@ func postgresDB(t *testing.T, _ string) string {
 
 // newForgeEnv starts the fake and the checklist backend with Forge
 // configured against the fake's JWKS and app id, on the store db gives.
-func newForgeEnv(t *testing.T, db func(*testing.T, string) string) *env {
+func newForgeEnv(t *testing.T, db func(*testing.T, string) string, opts ...func(*forgeEnvOptions)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	dsn := db(t, dir)
@@ -100,7 +100,12 @@ func newForgeEnv(t *testing.T, db func(*testing.T, string) string) *env {
 		}
 	})
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var o forgeEnvOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	fake := fakeatlassian.New(fakeatlassian.Options{
+		Now:                o.now,
 		Logger:             logger.With("component", "fake"),
 		WebhookRetryDelays: []time.Duration{10 * time.Millisecond, 20 * time.Millisecond},
 	})
@@ -132,6 +137,8 @@ func newForgeEnv(t *testing.T, db func(*testing.T, string) string) *env {
 		ShutdownTimeout: 5 * time.Second,
 		ForgeAppID:      fake.ForgeAppID(),
 		ForgeJWKSURL:    fake.ForgeJWKSURL(),
+		ForgeOnly:       o.forgeOnly,
+		Now:             o.now,
 	}
 	b, err := cli.Open(context.Background(), cfg, app, logger.With("component", "tenon"))
 	if err != nil {
@@ -161,6 +168,13 @@ func newForgeEnv(t *testing.T, db func(*testing.T, string) string) *env {
 		}
 	})
 	return &env{t: t, fake: fake, backend: b, appURL: appURL, appKey: b.Server.AppKey(), client: &http.Client{Timeout: 15 * time.Second}}
+}
+
+// forgeEnvOptions vary newForgeEnv: one clock for the fake and the
+// backend, and the pure Forge mode.
+type forgeEnvOptions struct {
+	now       func() time.Time
+	forgeOnly bool
 }
 
 // invoke calls the Forge front end's invokeRemote on the checklist of

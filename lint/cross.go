@@ -307,6 +307,9 @@ func crossManifest(d *doc, m *routeMux) []Problem {
 			if mm, ok := it.(map[string]any); ok {
 				if ep, ok := mm["endpoint"].(string); ok {
 					want[ep] = kind
+					if typ == "trigger" && lifecycleEvents(mm["events"]) {
+						want[ep] = "forge-lifecycle"
+					}
 				}
 			}
 		}
@@ -328,10 +331,7 @@ func crossManifest(d *doc, m *routeMux) []Problem {
 		kind := want[key]
 		rt, found, _ := m.match(http.MethodPost, path)
 		if !found {
-			reg := "ForgeEvent"
-			if kind == "forge-trigger" {
-				reg = "ForgeTrigger"
-			}
+			reg := registrar(kind)
 			probs = append(probs, d.problem(n, false, Error, `%s: no Forge route serves POST %s; register it with %s("%s", ...)`, where, path, reg, path))
 			continue
 		}
@@ -345,7 +345,7 @@ func crossManifest(d *doc, m *routeMux) []Problem {
 	}
 	epAt := anchor(d, "modules", "endpoint")
 	for _, rt := range m.all {
-		if (rt.Kind == "forge-event" || rt.Kind == "forge-trigger") && !referenced[rt.Pattern] {
+		if (rt.Kind == "forge-event" || rt.Kind == "forge-trigger" || rt.Kind == "forge-lifecycle") && !referenced[rt.Pattern] {
 			probs = append(probs, d.problem(epAt, true, Error,
 				"%s route %s is the route.path of no endpoint: Forge delivers events and triggers only to an endpoint's route.path; add an endpoint with route: {path: %s} and a trigger naming it",
 				registrar(rt.Kind), rt.Pattern, strings.TrimPrefix(rt.Pattern, "POST ")))
@@ -355,8 +355,25 @@ func crossManifest(d *doc, m *routeMux) []Problem {
 }
 
 func registrar(kind string) string {
-	if kind == "forge-trigger" {
+	switch kind {
+	case "forge-trigger":
 		return "ForgeTrigger"
+	case "forge-lifecycle":
+		return "ForgeLifecycle"
 	}
 	return "ForgeEvent"
+}
+
+// lifecycleEvents reports whether a trigger's events are all Forge's own
+// app lifecycle events (avi:forge:...:app), which a ForgeLifecycle route
+// takes.
+func lifecycleEvents(v any) bool {
+	events, _ := v.([]any)
+	for _, e := range events {
+		name, _ := e.(string)
+		if !strings.HasPrefix(name, "avi:forge:") || !strings.HasSuffix(name, ":app") {
+			return false
+		}
+	}
+	return len(events) > 0
 }

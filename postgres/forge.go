@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,8 +14,13 @@ import (
 
 var _ tenon.ForgeStore = (*Store)(nil)
 
-const forgeColumns = `installation_id, app_id, cloud_id, client_key, api_base_url, site_url, product,
+// forgeRecordColumns are written by RecordForgeInstallation; forgeColumns
+// add the lifecycle the lifecycle methods write.
+const (
+	forgeRecordColumns = `installation_id, app_id, cloud_id, client_key, api_base_url, site_url, product,
 	environment_type, environment_id, first_seen, last_seen`
+	forgeColumns = forgeRecordColumns + `, state, app_version, installed_at, upgraded_at, uninstalled_at`
+)
 
 // forgeKeyLow and forgeKeyHigh bound the Forge tenant keys in byte order
 // (the "C" collation), so a range selects them without LIKE.
@@ -35,7 +41,7 @@ const (
 			updated_at DESC, client_key
 		LIMIT 1`
 	recordForgeSQL = `
-		INSERT INTO forge_installations (` + forgeColumns + `)
+		INSERT INTO forge_installations (` + forgeRecordColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
 		ON CONFLICT (installation_id) DO UPDATE SET
 			app_id = excluded.app_id,
@@ -65,12 +71,24 @@ const (
 
 func scanForge(row pgx.Row) (*tenon.ForgeInstallation, error) {
 	var in tenon.ForgeInstallation
+	var state string
+	var installed, upgraded, uninstalled *time.Time
 	err := row.Scan(&in.InstallationID, &in.AppID, &in.CloudID, &in.ClientKey, &in.APIBaseURL, &in.SiteURL,
-		&in.Product, &in.Environment.Type, &in.Environment.ID, &in.FirstSeen, &in.LastSeen)
+		&in.Product, &in.Environment.Type, &in.Environment.ID, &in.FirstSeen, &in.LastSeen,
+		&state, &in.AppVersion, &installed, &upgraded, &uninstalled)
 	if err != nil {
 		return nil, err
 	}
+	in.State = tenon.ForgeState(state)
 	in.FirstSeen, in.LastSeen = in.FirstSeen.UTC(), in.LastSeen.UTC()
+	for _, t := range []struct {
+		src *time.Time
+		dst *time.Time
+	}{{installed, &in.InstalledAt}, {upgraded, &in.UpgradedAt}, {uninstalled, &in.UninstalledAt}} {
+		if t.src != nil {
+			*t.dst = t.src.UTC()
+		}
+	}
 	return &in, nil
 }
 
@@ -93,38 +111,10 @@ func (s *Store) RecordForgeInstallation(ctx context.Context, in *tenon.ForgeInst
 	if err := storeutil.ValidateForgeInstallation(in); err != nil {
 		return err
 	}
-	now := storeutil.Now(s.now)
 	var stored *tenon.ForgeInstallation
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockSite(ctx, tx, in.InstallationID, in.CloudID); err != nil {
-			return err
-		}
-		var current string
-		err := tx.QueryRow(ctx, currentForgeSQL, in.InstallationID).Scan(&current)
-		exists := err == nil
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		key := current
-		if !exists || tenon.IsForgeTenantKey(current) {
-			var connect string
-			err := tx.QueryRow(ctx, connectTenantSQL, in.InstallationID, in.CloudID).Scan(&connect)
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return err
-			}
-			switch {
-			case connect != "":
-				if _, err := linkForge(ctx, tx, connect, in.InstallationID, in.CloudID); err != nil {
-					return err
-				}
-				key = connect
-			case !exists:
-				key = tenon.ForgeTenantKey(in.CloudID, in.InstallationID)
-			}
-		}
-		stored, err = scanForge(tx.QueryRow(ctx, recordForgeSQL,
-			in.InstallationID, in.AppID, in.CloudID, key, in.APIBaseURL, in.SiteURL, in.Product,
-			in.Environment.Type, in.Environment.ID, now))
+		var err error
+		stored, err = s.recordForge(ctx, tx, in)
 		return err
 	})
 	if err != nil {
@@ -132,6 +122,41 @@ func (s *Store) RecordForgeInstallation(ctx context.Context, in *tenon.ForgeInst
 	}
 	*in = *stored
 	return nil
+}
+
+// recordForge is RecordForgeInstallation inside tx, with the site locked;
+// it returns the stored row.
+func (s *Store) recordForge(ctx context.Context, tx pgx.Tx, in *tenon.ForgeInstallation) (*tenon.ForgeInstallation, error) {
+	now := storeutil.Now(s.now)
+	if err := lockSite(ctx, tx, in.InstallationID, in.CloudID); err != nil {
+		return nil, err
+	}
+	var current string
+	err := tx.QueryRow(ctx, currentForgeSQL, in.InstallationID).Scan(&current)
+	exists := err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, err
+	}
+	key := current
+	if !exists || tenon.IsForgeTenantKey(current) {
+		var connect string
+		err := tx.QueryRow(ctx, connectTenantSQL, in.InstallationID, in.CloudID).Scan(&connect)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, err
+		}
+		switch {
+		case connect != "":
+			if _, err := linkForge(ctx, tx, connect, in.InstallationID, in.CloudID); err != nil {
+				return nil, err
+			}
+			key = connect
+		case !exists:
+			key = tenon.ForgeTenantKey(in.CloudID, in.InstallationID)
+		}
+	}
+	return scanForge(tx.QueryRow(ctx, recordForgeSQL,
+		in.InstallationID, in.AppID, in.CloudID, key, in.APIBaseURL, in.SiteURL, in.Product,
+		in.Environment.Type, in.Environment.ID, now))
 }
 
 // linkForge points the Forge-only installations of a site at the Connect
@@ -241,4 +266,124 @@ func (s *Store) LinkForgeInstallations(ctx context.Context, clientKey string) ([
 		return nil, s.fail("link forge installations", err)
 	}
 	return linked, nil
+}
+
+var _ tenon.ForgeLifecycleStore = (*Store)(nil)
+
+const (
+	forgeStateSQL     = `SELECT state FROM forge_installations WHERE installation_id = $1 FOR UPDATE`
+	forgeLifecycleSQL = `UPDATE forge_installations SET state = 'active', app_version = $2,
+		installed_at = $3, upgraded_at = $4 WHERE installation_id = $1`
+	supersedeSQL = `
+		UPDATE installations SET state = 'uninstalled', updated_at = $3, uninstalled_at = $3, superseded_by = $1
+		WHERE ((installation_id = $1 AND $1 <> '') OR (cloud_id = $2 AND $2 <> '')) AND state <> 'uninstalled'
+		RETURNING client_key`
+	forgeUninstallSQL = `UPDATE forge_installations SET state = 'uninstalled', uninstalled_at = $2
+		WHERE installation_id = $1 AND state <> 'uninstalled'`
+	activeForgeSQL = `SELECT ` + forgeColumns + ` FROM forge_installations
+		WHERE state = 'active' AND installation_id > $1 ORDER BY installation_id LIMIT $2`
+)
+
+// ForgeInstalled implements tenon.ForgeLifecycleStore, in one transaction
+// with the record and the links it makes, the site locked.
+func (s *Store) ForgeInstalled(ctx context.Context, in *tenon.ForgeInstallation, upgrade, supersede bool, at time.Time) (bool, []string, error) {
+	if err := storeutil.ValidateForgeInstallation(in); err != nil {
+		return false, nil, err
+	}
+	var (
+		stored     *tenon.ForgeInstallation
+		changed    bool
+		superseded []string
+		conflict   bool
+	)
+	version := in.AppVersion
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		changed, superseded, conflict = false, nil, false
+		if err := lockSite(ctx, tx, in.InstallationID, in.CloudID); err != nil {
+			return err
+		}
+		var state string
+		err := tx.QueryRow(ctx, forgeStateSQL, in.InstallationID).Scan(&state)
+		switch {
+		case err == nil && tenon.ForgeState(state) == tenon.ForgeUninstalled:
+			conflict = true
+			return nil
+		case err != nil && !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		if stored, err = s.recordForge(ctx, tx, in); err != nil {
+			return err
+		}
+		var upd storeutil.ForgeLifecycle
+		changed, upd = storeutil.ForgeLifecycleChange(stored, version, upgrade, at)
+		if changed {
+			if _, err := tx.Exec(ctx, forgeLifecycleSQL, in.InstallationID, upd.AppVersion,
+				nullTime(upd.InstalledAt), nullTime(upd.UpgradedAt)); err != nil {
+				return err
+			}
+			stored.AppVersion, stored.InstalledAt, stored.UpgradedAt = upd.AppVersion, upd.InstalledAt, upd.UpgradedAt
+			stored.State = tenon.ForgeActive
+		}
+		if supersede {
+			rows, err := tx.Query(ctx, supersedeSQL, stored.InstallationID, stored.CloudID, at.UTC())
+			if err != nil {
+				return err
+			}
+			if superseded, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, nil, s.fail("record forge lifecycle", err)
+	}
+	if conflict {
+		return false, nil, storeutil.ForgeUninstalledConflict(in.InstallationID)
+	}
+	*in = *stored
+	return changed || len(superseded) > 0, superseded, nil
+}
+
+// ForgeUninstalled implements tenon.ForgeLifecycleStore.
+func (s *Store) ForgeUninstalled(ctx context.Context, installationID string, at time.Time) (bool, error) {
+	if !storeutil.ValidClientKey(installationID) {
+		return false, storeutil.ForgeNotFound(installationID)
+	}
+	tag, err := s.pool.Exec(ctx, forgeUninstallSQL, installationID, at.UTC())
+	if err != nil {
+		return false, s.fail("uninstall forge installation", err)
+	}
+	if tag.RowsAffected() > 0 {
+		return true, nil
+	}
+	if _, err := s.ForgeInstallation(ctx, installationID); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// ActiveForgeInstallations implements tenon.ForgeLifecycleStore.
+func (s *Store) ActiveForgeInstallations(ctx context.Context, after string, limit int) ([]*tenon.ForgeInstallation, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, activeForgeSQL, after, limit)
+	if err != nil {
+		return nil, s.fail("list active forge installations", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tenon.ForgeInstallation, error) { return scanForge(r) })
+	if err != nil {
+		return nil, s.fail("list active forge installations", err)
+	}
+	return list, nil
+}
+
+// nullTime is t as stored, or NULL for the zero time.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }

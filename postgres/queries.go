@@ -16,7 +16,7 @@ import (
 // the queries below are parsed and planned once per connection, not per call.
 
 const installationColumns = `client_key, app_key, shared_secret, base_url, display_url, product_type,
-	oauth_client_id, installation_id, cloud_id, state, payload, installed_at, updated_at, uninstalled_at`
+	oauth_client_id, installation_id, cloud_id, state, payload, installed_at, updated_at, uninstalled_at, superseded_by`
 
 const (
 	getInstallationSQL   = `SELECT ` + installationColumns + ` FROM installations WHERE client_key = $1`
@@ -41,7 +41,8 @@ const (
 			state = CASE WHEN installations.state = 'disabled' THEN 'disabled' ELSE 'enabled' END,
 			payload = excluded.payload,
 			updated_at = excluded.updated_at,
-			uninstalled_at = NULL
+			uninstalled_at = NULL,
+			superseded_by = ''
 		RETURNING state, installed_at, updated_at`
 	updateStateSQL = `UPDATE installations SET state = $2, updated_at = $3, uninstalled_at = $4 WHERE client_key = $1`
 	getValueSQL    = `SELECT value FROM app_data WHERE client_key = $1 AND key = $2`
@@ -72,7 +73,7 @@ func (s *Store) scanInstallation(row pgx.Row) (*tenon.Installation, error) {
 	)
 	err := row.Scan(&in.ClientKey, &in.AppKey, &sealed.SharedSecret, &in.BaseURL, &in.DisplayURL,
 		&in.ProductType, &in.OAuthClientID, &in.InstallationID, &in.CloudID, &state, &sealed.Payload,
-		&in.InstalledAt, &in.UpdatedAt, &uninstalled)
+		&in.InstalledAt, &in.UpdatedAt, &uninstalled, &in.SupersededBy)
 	if err != nil {
 		return nil, err
 	}

@@ -107,6 +107,23 @@ type Config struct {
 	// refresh loop (forge.JWKS.Run) next to Server.Run, as the command
 	// line does; without it, lookups refresh a stale key set themselves.
 	ForgeKeys forge.KeySource
+	// ForgeLicenses answers license questions the token leaves open on
+	// Forge routes that require a license (see forge_license.go for the
+	// rules per environment): hostclient.Client, which asks the Forge
+	// License API. Nil: a production call without app.license is
+	// unlicensed.
+	ForgeLicenses ForgeLicenseSource
+	// ForgeOnly says the app is a pure Forge app (a manifest with no
+	// connectModules): a Forge installed or upgraded event then marks the
+	// site's Connect tenant superseded, because the platform uninstalls
+	// the Connect version without a callback.
+	ForgeOnly bool
+	// ForgeEnvironment, when set, is the only Forge environment type
+	// ("DEVELOPMENT", "STAGING" or "PRODUCTION") whose tokens Forge
+	// routes accept: a backend deployed for one environment refuses the
+	// calls of another, whose installations and licenses mean something
+	// else. Empty: any.
+	ForgeEnvironment string
 }
 
 // Hooks are called after a lifecycle change is committed and acknowledged.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/tenon-dev/tenon"
 	"github.com/tenon-dev/tenon/internal/storeutil"
@@ -11,8 +12,13 @@ import (
 
 var _ tenon.ForgeStore = (*Store)(nil)
 
-const forgeColumns = `installation_id, app_id, cloud_id, client_key, api_base_url, site_url, product,
+// forgeRecordColumns are written by RecordForgeInstallation; forgeColumns
+// add the lifecycle the lifecycle methods write.
+const (
+	forgeRecordColumns = `installation_id, app_id, cloud_id, client_key, api_base_url, site_url, product,
 	environment_type, environment_id, first_seen, last_seen`
+	forgeColumns = forgeRecordColumns + `, state, app_version, installed_at, upgraded_at, uninstalled_at`
+)
 
 // forgeKeyLow and forgeKeyHigh bound the Forge tenant keys in byte order,
 // so a range on client_key selects them without LIKE.
@@ -30,11 +36,24 @@ type queryer interface {
 
 func scanForge(row scanner) (*tenon.ForgeInstallation, error) {
 	var in tenon.ForgeInstallation
-	var first, last string
+	var first, last, state string
+	var installed, upgraded, uninstalled sql.NullString
 	err := row.Scan(&in.InstallationID, &in.AppID, &in.CloudID, &in.ClientKey, &in.APIBaseURL, &in.SiteURL,
-		&in.Product, &in.Environment.Type, &in.Environment.ID, &first, &last)
+		&in.Product, &in.Environment.Type, &in.Environment.ID, &first, &last,
+		&state, &in.AppVersion, &installed, &upgraded, &uninstalled)
 	if err != nil {
 		return nil, err
+	}
+	in.State = tenon.ForgeState(state)
+	for _, t := range []struct {
+		src sql.NullString
+		dst *time.Time
+	}{{installed, &in.InstalledAt}, {upgraded, &in.UpgradedAt}, {uninstalled, &in.UninstalledAt}} {
+		if t.src.Valid {
+			if *t.dst, err = parseTime(t.src.String); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if in.FirstSeen, err = parseTime(first); err != nil {
 		return nil, err
@@ -53,30 +72,43 @@ func (s *Store) RecordForgeInstallation(ctx context.Context, in *tenon.ForgeInst
 	if err := storeutil.ValidateForgeInstallation(in); err != nil {
 		return err
 	}
-	now := formatTime(storeutil.Now(s.now))
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return s.fail("record forge installation", err)
 	}
 	defer tx.Rollback()
+	stored, err := s.recordForge(ctx, tx, in)
+	if err != nil {
+		return s.fail("record forge installation", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return s.fail("record forge installation", err)
+	}
+	*in = *stored
+	return nil
+}
 
+// recordForge is RecordForgeInstallation inside tx; it returns the stored
+// row.
+func (s *Store) recordForge(ctx context.Context, tx *sql.Tx, in *tenon.ForgeInstallation) (*tenon.ForgeInstallation, error) {
+	now := formatTime(storeutil.Now(s.now))
 	var current string
-	err = tx.QueryRowContext(ctx, `SELECT client_key FROM forge_installations WHERE installation_id = ?`,
+	err := tx.QueryRowContext(ctx, `SELECT client_key FROM forge_installations WHERE installation_id = ?`,
 		in.InstallationID).Scan(&current)
 	exists := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return s.fail("record forge installation", err)
+		return nil, err
 	}
 	key := current
 	if !exists || tenon.IsForgeTenantKey(current) {
 		connect, err := connectTenantOf(ctx, tx, in.InstallationID, in.CloudID)
 		if err != nil {
-			return s.fail("record forge installation", err)
+			return nil, err
 		}
 		switch {
 		case connect != "":
 			if _, err := linkForge(ctx, tx, connect, in.InstallationID, in.CloudID); err != nil {
-				return s.fail("record forge installation", err)
+				return nil, err
 			}
 			key = connect
 		case !exists:
@@ -84,7 +116,7 @@ func (s *Store) RecordForgeInstallation(ctx context.Context, in *tenon.ForgeInst
 		}
 	}
 	_, err = tx.ExecContext(ctx, `
-		INSERT INTO forge_installations (`+forgeColumns+`)
+		INSERT INTO forge_installations (`+forgeRecordColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (installation_id) DO UPDATE SET
 			app_id = excluded.app_id,
@@ -99,17 +131,10 @@ func (s *Store) RecordForgeInstallation(ctx context.Context, in *tenon.ForgeInst
 		in.InstallationID, in.AppID, in.CloudID, key, in.APIBaseURL, in.SiteURL, in.Product,
 		in.Environment.Type, in.Environment.ID, now, now)
 	if err != nil {
-		return s.fail("record forge installation", err)
+		return nil, err
 	}
 	stored, err := scanForge(tx.QueryRowContext(ctx, `SELECT `+forgeColumns+` FROM forge_installations WHERE installation_id = ?`, in.InstallationID))
-	if err != nil {
-		return s.fail("record forge installation", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return s.fail("record forge installation", err)
-	}
-	*in = *stored
-	return nil
+	return stored, err
 }
 
 // connectTenantOf returns the clientKey of the Connect tenant of a site:
@@ -262,4 +287,124 @@ func (s *Store) LinkForgeInstallations(ctx context.Context, clientKey string) ([
 		return nil, s.fail("link forge installations", err)
 	}
 	return linked, nil
+}
+
+var _ tenon.ForgeLifecycleStore = (*Store)(nil)
+
+// ForgeInstalled implements tenon.ForgeLifecycleStore, in one IMMEDIATE
+// transaction with the record and the links it makes.
+func (s *Store) ForgeInstalled(ctx context.Context, in *tenon.ForgeInstallation, upgrade, supersede bool, at time.Time) (bool, []string, error) {
+	if err := storeutil.ValidateForgeInstallation(in); err != nil {
+		return false, nil, err
+	}
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return false, nil, s.fail("record forge lifecycle", err)
+	}
+	defer tx.Rollback()
+	var state string
+	err = tx.QueryRowContext(ctx, `SELECT state FROM forge_installations WHERE installation_id = ?`, in.InstallationID).Scan(&state)
+	switch {
+	case err == nil && tenon.ForgeState(state) == tenon.ForgeUninstalled:
+		return false, nil, storeutil.ForgeUninstalledConflict(in.InstallationID)
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return false, nil, s.fail("record forge lifecycle", err)
+	}
+	version := in.AppVersion
+	stored, err := s.recordForge(ctx, tx, in)
+	if err != nil {
+		return false, nil, s.fail("record forge lifecycle", err)
+	}
+	changed, upd := storeutil.ForgeLifecycleChange(stored, version, upgrade, at)
+	if changed {
+		_, err = tx.ExecContext(ctx, `UPDATE forge_installations SET state = 'active', app_version = ?,
+			installed_at = ?, upgraded_at = ? WHERE installation_id = ?`,
+			upd.AppVersion, nullTime(upd.InstalledAt), nullTime(upd.UpgradedAt), in.InstallationID)
+		if err != nil {
+			return false, nil, s.fail("record forge lifecycle", err)
+		}
+		stored.AppVersion, stored.InstalledAt, stored.UpgradedAt = upd.AppVersion, upd.InstalledAt, upd.UpgradedAt
+		stored.State = tenon.ForgeActive
+	}
+	var superseded []string
+	if supersede {
+		rows, err := tx.QueryContext(ctx, `
+			UPDATE installations SET state = 'uninstalled', updated_at = ?3, uninstalled_at = ?3, superseded_by = ?4
+			WHERE ((installation_id = ?1 AND ?1 <> '') OR (cloud_id = ?2 AND ?2 <> '')) AND state <> 'uninstalled'
+			RETURNING client_key`, stored.InstallationID, stored.CloudID, formatTime(at), stored.InstallationID)
+		if err != nil {
+			return false, nil, s.fail("supersede connect tenant", err)
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return false, nil, s.fail("supersede connect tenant", err)
+			}
+			superseded = append(superseded, k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return false, nil, s.fail("supersede connect tenant", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, nil, s.fail("record forge lifecycle", err)
+	}
+	*in = *stored
+	return changed || len(superseded) > 0, superseded, nil
+}
+
+// ForgeUninstalled implements tenon.ForgeLifecycleStore.
+func (s *Store) ForgeUninstalled(ctx context.Context, installationID string, at time.Time) (bool, error) {
+	if !storeutil.ValidClientKey(installationID) {
+		return false, storeutil.ForgeNotFound(installationID)
+	}
+	res, err := s.writer.ExecContext(ctx, `UPDATE forge_installations SET state = 'uninstalled', uninstalled_at = ?
+		WHERE installation_id = ? AND state <> 'uninstalled'`, formatTime(at), installationID)
+	if err != nil {
+		return false, s.fail("uninstall forge installation", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, s.fail("uninstall forge installation", err)
+	} else if n > 0 {
+		return true, nil
+	}
+	if _, err := s.ForgeInstallation(ctx, installationID); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// ActiveForgeInstallations implements tenon.ForgeLifecycleStore.
+func (s *Store) ActiveForgeInstallations(ctx context.Context, after string, limit int) ([]*tenon.ForgeInstallation, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+forgeColumns+` FROM forge_installations
+		WHERE state = 'active' AND installation_id > ? ORDER BY installation_id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, s.fail("list active forge installations", err)
+	}
+	defer rows.Close()
+	var list []*tenon.ForgeInstallation
+	for rows.Next() {
+		in, err := scanForge(rows)
+		if err != nil {
+			return nil, s.fail("list active forge installations", err)
+		}
+		list = append(list, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("list active forge installations", err)
+	}
+	return list, nil
+}
+
+// nullTime is t as stored, or NULL for the zero time.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return formatTime(t)
 }

@@ -16,7 +16,7 @@ import (
 const timeFormat = "2006-01-02T15:04:05.000000Z"
 
 const installationColumns = `client_key, app_key, shared_secret, base_url, display_url, product_type,
-	oauth_client_id, installation_id, cloud_id, state, payload, installed_at, updated_at, uninstalled_at`
+	oauth_client_id, installation_id, cloud_id, state, payload, installed_at, updated_at, uninstalled_at, superseded_by`
 
 func (s *Store) prepare(ctx context.Context) error {
 	stmts := []struct {
@@ -46,7 +46,8 @@ func (s *Store) prepare(ctx context.Context) error {
 				state = CASE WHEN installations.state = 'disabled' THEN 'disabled' ELSE 'enabled' END,
 				payload = excluded.payload,
 				updated_at = excluded.updated_at,
-				uninstalled_at = NULL
+				uninstalled_at = NULL,
+				superseded_by = ''
 			RETURNING state, installed_at, updated_at`},
 		{&s.lockedInstallation, s.writer, `SELECT ` + installationColumns + ` FROM installations WHERE client_key = ?`},
 		{&s.updateState, s.writer, `UPDATE installations SET state = ?, updated_at = ?, uninstalled_at = ? WHERE client_key = ?`},
@@ -98,7 +99,7 @@ func (s *Store) scanInstallation(row scanner) (*tenon.Installation, error) {
 	)
 	err := row.Scan(&in.ClientKey, &in.AppKey, &sealed.SharedSecret, &in.BaseURL, &in.DisplayURL,
 		&in.ProductType, &in.OAuthClientID, &in.InstallationID, &in.CloudID, &state, &sealed.Payload,
-		&installed, &updated, &uninstalled)
+		&installed, &updated, &uninstalled, &in.SupersededBy)
 	if err != nil {
 		return nil, err
 	}

@@ -108,6 +108,7 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 		{"Tokens", s.testTokens},
 		{"Settings", s.testSettings},
 		{"Forge", s.testForge},
+		{"ForgeLifecycle", s.testForgeLifecycle},
 		{"Outage", s.testOutage},
 		{"Reseal", s.testReseal},
 	}

@@ -88,6 +88,8 @@ type App struct {
 	files map[string]asset // static files by name
 	locks keyedMutex
 	host  *hostclient.Client // set by Routes, which learns the app key from the server
+	// forgeHost makes the Forge calls (set by forgeRoutes).
+	forgeHost *hostclient.Client
 }
 
 // asset is one static file with its content hash, which versions its URL

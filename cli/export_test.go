@@ -1,0 +1,4 @@
+package cli
+
+// PureForgeApp exposes pureForgeApp to the external tests.
+var PureForgeApp = pureForgeApp

@@ -1,0 +1,25 @@
+-- +goose Up
+-- A Forge installation is a tenant with a lifecycle of its own: Forge's
+-- installed, upgraded and uninstall signals and the reconciliation job
+-- set its state. Rows recorded before this version were seen in verified
+-- invocations, so they start active, installed when first seen.
+ALTER TABLE forge_installations ADD COLUMN state text NOT NULL DEFAULT 'active'
+    CHECK (state IN ('active', 'uninstalled'));
+ALTER TABLE forge_installations ADD COLUMN app_version text NOT NULL DEFAULT '';
+ALTER TABLE forge_installations ADD COLUMN installed_at timestamptz;
+ALTER TABLE forge_installations ADD COLUMN upgraded_at timestamptz;
+ALTER TABLE forge_installations ADD COLUMN uninstalled_at timestamptz;
+
+CREATE INDEX forge_installations_active ON forge_installations (installation_id) WHERE state = 'active';
+
+-- The Forge installation that replaced a Connect tenant on its site.
+ALTER TABLE installations ADD COLUMN superseded_by text NOT NULL DEFAULT '';
+
+-- +goose Down
+ALTER TABLE installations DROP COLUMN superseded_by;
+DROP INDEX forge_installations_active;
+ALTER TABLE forge_installations DROP COLUMN uninstalled_at;
+ALTER TABLE forge_installations DROP COLUMN upgraded_at;
+ALTER TABLE forge_installations DROP COLUMN installed_at;
+ALTER TABLE forge_installations DROP COLUMN app_version;
+ALTER TABLE forge_installations DROP COLUMN state;
