@@ -53,7 +53,8 @@ type Principal struct {
 	// secret (see ForgeTenantKey).
 	Forge *ForgeContext
 
-	data *TenantData
+	data     *TenantData
+	products ProductClients
 }
 
 // NewPrincipal returns a Principal for inst whose Data is bound to inst's

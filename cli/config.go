@@ -36,6 +36,7 @@ var serveSettings = []setting{
 	{"db", "TENON_DB", "tenon.db", "SQLite file path, or a postgres:// URL."},
 	{"environment", "TENON_ENVIRONMENT", "production", "production, staging or development: picks the defaults of the two settings below."},
 	{"install-keys-url", "TENON_INSTALL_KEYS_URL", "", "Key server for signed installs. Default: Atlassian's for production and staging; required in development."},
+	{"oauth-server-url", "TENON_OAUTH_SERVER_URL", "", "OAuth 2.0 authorization server for calls to the product as a user (JWT-bearer grant). Default: Atlassian's (tenon dev uses the fake's)."},
 	{"allowed-hosts", "TENON_ALLOWED_HOSTS", "", "Comma-separated globs of product hosts allowed to install (one * is one DNS label). Default per environment."},
 	{"forge-app-id", "TENON_FORGE_APP_ID", "", "Forge app id (app.id of manifest.yml, ari:cloud:ecosystem::app/<uuid>) that Forge Invocation Tokens must be addressed to. Empty: Forge routes are off."},
 	{"forge-jwks-url", "TENON_FORGE_JWKS_URL", "", "JWKS of Forge Invocation Tokens. Default: Atlassian's for production and staging; required in development."},
@@ -69,11 +70,14 @@ var serveSettings = []setting{
 
 // Config is the resolved configuration of a serve command.
 type Config struct {
-	Addr            string
-	BaseURL         string
-	DB              string
-	Environment     string
-	InstallKeysURL  string
+	Addr           string
+	BaseURL        string
+	DB             string
+	Environment    string
+	InstallKeysURL string
+	// OAuthServerURL is the authorization server of calls as a user;
+	// empty: Atlassian's (hostclient.DefaultAuthServerURL).
+	OAuthServerURL  string
 	AllowedHosts    []string
 	SecretKeyFile   string
 	LogLevel        string
@@ -257,6 +261,7 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 		DB:             vals["db"],
 		Environment:    strings.ToLower(vals["environment"]),
 		InstallKeysURL: strings.TrimSuffix(vals["install-keys-url"], "/"),
+		OAuthServerURL: strings.TrimSuffix(vals["oauth-server-url"], "/"),
 		SecretKeyFile:  vals["secret-key-file"],
 		LogLevel:       strings.ToLower(vals["log-level"]),
 		Source:         src,
@@ -324,6 +329,13 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 		}
 	} else if c.Environment == "development" {
 		add("set --install-keys-url / TENON_INSTALL_KEYS_URL: development has no default key server (point it at the fake Atlassian's key server)")
+	}
+	if c.OAuthServerURL != "" {
+		if u, err := url.Parse(c.OAuthServerURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" {
+			add("--oauth-server-url / TENON_OAUTH_SERVER_URL must be an absolute http(s) URL without query, not %q", c.OAuthServerURL)
+		} else if u.Scheme == "http" && !tenon.LoopbackHost(u.Hostname()) {
+			add("--oauth-server-url / TENON_OAUTH_SERVER_URL must use https (http only on loopback: the fake Atlassian)")
+		}
 	}
 	parseEdgeSettings(c, vals, src, add)
 	parseForgeSettings(c, vals, add)

@@ -81,6 +81,9 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 		// fake's Forge app as well.
 		ForgeAppID:   fake.ForgeAppID(),
 		ForgeJWKSURL: fake.ForgeJWKSURL(),
+		// Calls as a user get their tokens from the fake too: nothing
+		// leaves the machine.
+		OAuthServerURL: fake.AuthServerURL(),
 	}
 	b, err := Open(ctx, cfg, app, logger)
 	if err != nil {

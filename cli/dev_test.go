@@ -48,6 +48,12 @@ type devRun struct {
 // the addresses it prints.
 func startDev(t *testing.T, dir string, args ...string) *devRun {
 	t.Helper()
+	return startDevApp(t, dir, checklist.New(checklist.Options{}), args...)
+}
+
+// startDevApp is startDev with another app.
+func startDevApp(t *testing.T, dir string, app cli.App, args ...string) *devRun {
+	t.Helper()
 	if len(args) == 0 {
 		args = []string{"--addr", "127.0.0.1:0", "--fake-addr", "127.0.0.1:0"}
 	}
@@ -56,8 +62,7 @@ func startDev(t *testing.T, dir string, args ...string) *devRun {
 	done := make(chan int, 1)
 	go func() {
 		done <- cli.Run(ctx, cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }},
-			checklist.New(checklist.Options{}),
-			append([]string{"dev", "--data", dir}, args...))
+			app, append([]string{"dev", "--data", dir}, args...))
 	}()
 	stopped := false
 	stop := func() {

@@ -13,6 +13,7 @@ import (
 	"github.com/tenon-dev/tenon/connectjwt"
 	"github.com/tenon-dev/tenon/forge"
 	"github.com/tenon-dev/tenon/health"
+	"github.com/tenon-dev/tenon/hostclient"
 	"github.com/tenon-dev/tenon/jobs"
 	"github.com/tenon-dev/tenon/keyring"
 	"github.com/tenon-dev/tenon/leader"
@@ -74,6 +75,9 @@ type Backend struct {
 	ForgeKeys *forge.JWKS
 	// Leader says whether this node runs singleton work: see leader.go.
 	Leader leader.Leader
+	// Host is the product client behind Principal.AsApp and AsUser, for
+	// calls outside a request (see products.go).
+	Host *hostclient.Client
 
 	elector *leader.Postgres // campaigns while serving; nil on SQLite
 
@@ -147,6 +151,9 @@ func (b *Backend) build(app App) error {
 	}
 	if b.Leader != nil {
 		sc.Jobs.Singleton = b.Leader // purges on one node only
+	}
+	if sc.Products, err = b.initProducts(app.Descriptor(), defaults.AllowHTTP); err != nil { // products.go
+		return err
 	}
 	if b.ForgeKeys, err = forgeKeys(cfg, envName, b); err != nil {
 		return err

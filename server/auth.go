@@ -110,7 +110,7 @@ func (s *Server) verifyRequest(r *http.Request, rt *route) (*tenon.Principal, st
 	// Each request gets its own copy, so a handler that changes its
 	// Installation cannot affect the cached one other requests share.
 	inst := *t.inst
-	p := tenon.NewPrincipal(&inst, s.cfg.Store)
+	p := s.principal(&inst)
 	p.AccountID = c.Subject
 	p.Kind = rt.kind.tokenKind()
 	p.Context = c.Context

@@ -113,6 +113,12 @@ type Config struct {
 	// License API. Nil: a production call without app.license is
 	// unlicensed.
 	ForgeLicenses ForgeLicenseSource
+	// Products makes the product clients of the principals handlers get
+	// (Principal.AsApp, AsUser): hostclient.Client.Products(), wired by the
+	// command line to the store's token cache. Nil: those calls fail with
+	// a message that says so.
+	Products tenon.ProductClients
+
 	// ForgeOnly says the app is a pure Forge app (a manifest with no
 	// connectModules): a Forge installed or upgraded event then marks the
 	// site's Connect tenant superseded, because the platform uninstalls

@@ -302,7 +302,7 @@ func (s *Server) forgePrincipal(ctx context.Context, rec *tenon.ForgeInstallatio
 			UpdatedAt:      rec.LastSeen,
 		}
 	}
-	p := tenon.NewPrincipal(inst, s.cfg.Store)
+	p := s.principal(inst)
 	p.Kind = tenon.TokenForge
 	p.Forge = &tenon.ForgeContext{
 		InstallationID: rec.InstallationID,

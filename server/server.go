@@ -84,6 +84,18 @@ type Route struct {
 	Event string
 }
 
+// principal is the one constructor of the principals the server hands to
+// handlers: bound to inst's data and to the product clients.
+func (s *Server) principal(inst *tenon.Installation) *tenon.Principal {
+	p := tenon.NewPrincipal(inst, s.cfg.Store)
+	tenon.BindProducts(p, s.cfg.Products)
+	return p
+}
+
+// Products returns the product clients of Config.Products, for code that
+// calls the product outside a request (nil when none is configured).
+func (s *Server) Products() tenon.ProductClients { return s.cfg.Products }
+
 // Routes returns the routes registered so far, Forge routes included
 // when Forge is off and they are not mounted. The caller must not
 // modify the result.

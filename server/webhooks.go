@@ -388,7 +388,7 @@ func (s *Server) jobPrincipal(ctx context.Context, clientKey string) (*tenon.Pri
 		return nil, fmt.Errorf("the app is %s on site %s; the event waits until it is enabled", t.inst.State, clientKey)
 	}
 	inst := *t.inst // the cached record is shared
-	return tenon.NewPrincipal(&inst, s.cfg.Store), nil
+	return s.principal(&inst), nil
 }
 
 // HandleJobs registers h for the jobs of queue, run by Server.Run. Other

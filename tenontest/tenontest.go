@@ -120,6 +120,7 @@ func Start(t testing.TB, app cli.App, opts Options) *Env {
 		AllJSURL:        fake.URL() + "/atlassian-connect/all.js",
 		ForgeAppID:      fake.ForgeAppID(),
 		ForgeJWKSURL:    fake.ForgeJWKSURL(),
+		OAuthServerURL:  fake.AuthServerURL(),
 	}
 	b, err := cli.Open(context.Background(), cfg, app, logger.With("component", "tenon"))
 	if err != nil {

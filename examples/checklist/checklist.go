@@ -70,7 +70,9 @@ type Options struct {
 	// the server's (server.Config.AllJSURL): Atlassian's CDN in
 	// production, the fake product under `tenon dev`.
 	AllJSURL string
-	// HTTPClient makes the calls to Jira. Default: hostclient's.
+	// HTTPClient makes the Forge jobs' calls to Jira. Default:
+	// hostclient's. (Calls within a request use the server's product
+	// client, Principal.AsApp.)
 	HTTPClient *http.Client
 	// Logger receives lifecycle events and failed Jira calls. Default
 	// slog.Default().
@@ -87,7 +89,6 @@ type App struct {
 	page  *template.Template
 	files map[string]asset // static files by name
 	locks keyedMutex
-	host  *hostclient.Client // set by Routes, which learns the app key from the server
 	// forgeHost makes the Forge calls (set by forgeRoutes).
 	forgeHost *hostclient.Client
 }
@@ -143,11 +144,6 @@ func (a *App) Routes(s *server.Server) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("checklist: Options.AllJSURL %q must be an absolute http(s) URL", a.opts.AllJSURL)
 	}
-	a.host = hostclient.New(s.AppKey(), hostclient.Options{
-		HTTPClient: a.opts.HTTPClient, Now: a.now, UserAgent: "tenon-checklist",
-		// Calls to Jira show up in the server's metrics.
-		Policy: hostclient.Policy{Observer: s.Observer()},
-	})
 
 	s.Public("GET /static/", http.HandlerFunc(a.serveStatic))
 	s.Module("GET /panel", a.panel, server.RequireLicense())

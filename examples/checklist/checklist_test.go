@@ -25,6 +25,7 @@ import (
 	"github.com/tenon-dev/tenon/examples/checklist"
 	"github.com/tenon-dev/tenon/keyring"
 	"github.com/tenon-dev/tenon/qsh"
+	"github.com/tenon-dev/tenon/hostclient"
 	"github.com/tenon-dev/tenon/server"
 	"github.com/tenon-dev/tenon/sqlite"
 )
@@ -168,6 +169,7 @@ func newEnv(t *testing.T) *env {
 		Now:          now,
 		Logger:       logger,
 		Hooks:        app.Hooks(),
+		Products:     hostclient.New("tenon-checklist", hostclient.Options{Now: now}).Products(),
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

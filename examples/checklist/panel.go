@@ -105,7 +105,9 @@ func (a *App) readIssue(ctx context.Context, p *tenon.Principal, key string, t *
 	ctx, cancel := context.WithTimeout(ctx, jiraTimeout)
 	defer cancel()
 	var is issue
-	err := a.host.AsApp(p.Installation).GetJSON(ctx, "/rest/api/3/issue/"+url.PathEscape(key)+"?fields=summary", &is)
+	// As the app: signed with the tenant's shared secret by the server's
+	// product client (tenon serve wires it; calls show in its metrics).
+	err := p.AsApp(ctx).GetJSON(ctx, "/rest/api/3/issue/"+url.PathEscape(key)+"?fields=summary", &is)
 	switch {
 	case err == nil && is.Key != "":
 		return &is, ""
