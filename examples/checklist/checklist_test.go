@@ -23,9 +23,9 @@ import (
 	"github.com/tenon-dev/tenon/cli"
 	"github.com/tenon-dev/tenon/connectjwt"
 	"github.com/tenon-dev/tenon/examples/checklist"
+	"github.com/tenon-dev/tenon/hostclient"
 	"github.com/tenon-dev/tenon/keyring"
 	"github.com/tenon-dev/tenon/qsh"
-	"github.com/tenon-dev/tenon/hostclient"
 	"github.com/tenon-dev/tenon/server"
 	"github.com/tenon-dev/tenon/sqlite"
 )
