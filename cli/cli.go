@@ -75,6 +75,7 @@ func commands() []command {
 		{"release", "switch the active release of a releases directory, or roll back", runRelease},
 		{"maintenance", "switch maintenance mode on or off for every node", runMaintenance},
 		{"notice", "set or clear the notice app pages show to every tenant or one", runNotice},
+		{"loadtest", "load, stress, soak or spike test an app backend through the fake Atlassian", runLoadtest},
 		{"lint", "check the descriptor and Forge manifest, and both against the app's routes", runLint},
 		{"new", "write a runnable app skeleton into a new directory", runNew},
 		{"version", "print the version", runVersion},
