@@ -253,4 +253,3 @@ func runLoadEnv(env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "TENON_INSTALL_KEYS_URL=%s\nTENON_FORGE_APP_ID=%s\nTENON_FORGE_JWKS_URL=%s\n", f.KeyServerURL(), *forgeAppID, f.ForgeJWKSURL())
 	return nil
 }
-
