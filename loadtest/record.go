@@ -167,7 +167,7 @@ func (w *windowRec) summary(i int, width time.Duration) Window {
 		Start: (time.Duration(i) * width).Seconds(), Sent: w.sent, OK: w.ok,
 		Throughput: float64(w.ok) / width.Seconds(),
 		P50:        ms(w.hist.ValueAtQuantile(50)), P90: ms(w.hist.ValueAtQuantile(90)),
-		P99: ms(w.hist.ValueAtQuantile(99)), Max: ms(w.hist.Max()),
+		P95: ms(w.hist.ValueAtQuantile(95)), P99: ms(w.hist.ValueAtQuantile(99)), Max: ms(w.hist.Max()),
 	}
 	if len(w.errors) > 0 {
 		out.Errors = map[string]int{}

@@ -90,6 +90,7 @@ type Window struct {
 	Throughput float64        `json:"throughput"`
 	P50        float64        `json:"p50"`
 	P90        float64        `json:"p90"`
+	P95        float64        `json:"p95"`
 	P99        float64        `json:"p99"`
 	Max        float64        `json:"max"`
 }
@@ -141,6 +142,8 @@ func (ws windowStats) Quantile(q float64) float64 {
 		return w.P50 / 1000
 	case q <= 90:
 		return w.P90 / 1000
+	case q <= 95:
+		return w.P95 / 1000
 	case q <= 99:
 		return w.P99 / 1000
 	}

@@ -355,9 +355,10 @@ func (e *Env) Run(ctx context.Context) (*Report, error) {
 		atk.Stop()
 	}
 	watchDone := make(chan struct{})
+	finished := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		e.watch(ctx, rec, window, since, stop, results)
+		e.watch(ctx, rec, window, since, stop, finished)
 	}()
 	for res := range results {
 		due := res.Timestamp.Sub(began)
@@ -378,6 +379,7 @@ func (e *Env) Run(ctx context.Context) (*Report, error) {
 			Class: Classify(int(res.Code), err)})
 	}
 	elapsed := since()
+	close(finished)
 	<-watchDone
 	stopSampling()
 	sampled.Wait()
@@ -414,7 +416,7 @@ func (e *Env) Run(ctx context.Context) (*Report, error) {
 
 // watch reports progress, stops the attack on ctx's end and, for a
 // stress run, once saturation has lasted three windows.
-func (e *Env) watch(ctx context.Context, rec *Recorder, window time.Duration, since func() time.Duration, stop func(string), _ <-chan *vegeta.Result) {
+func (e *Env) watch(ctx context.Context, rec *Recorder, window time.Duration, since func() time.Duration, stop func(string), finished <-chan struct{}) {
 	o := e.opts
 	tick := time.NewTicker(window)
 	defer tick.Stop()
@@ -426,6 +428,8 @@ func (e *Env) watch(ctx context.Context, rec *Recorder, window time.Duration, si
 		select {
 		case <-ctx.Done():
 			stop("interrupted")
+			return
+		case <-finished:
 			return
 		case <-tick.C:
 		}

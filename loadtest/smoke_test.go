@@ -205,7 +205,7 @@ func screenshot(t *testing.T, htmlPath string) {
 	if err != nil || len(charts) < 6 {
 		t.Fatalf("%d plotted lines in the page (%v), want at least 6", len(charts), err)
 	}
-	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
