@@ -95,7 +95,7 @@ type Manifest struct {
 func ReadManifest(path string) (*Manifest, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("Forge manifest: %w", err)
+		return nil, fmt.Errorf("the Forge manifest: %w", err)
 	}
 	var m struct {
 		Modules struct {
@@ -110,7 +110,7 @@ func ReadManifest(path string) (*Manifest, error) {
 		} `yaml:"modules"`
 	}
 	if err := yaml.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("Forge manifest %s: %w", path, err)
+		return nil, fmt.Errorf("the Forge manifest %s: %w", path, err)
 	}
 	out := &Manifest{}
 	for _, t := range m.Modules.Trigger {
