@@ -100,6 +100,7 @@ func commands() []command {
 		{"maintenance", "switch maintenance mode on or off for every node", runMaintenance},
 		{"status", "show this node, the store, migrations and which node leads", runStatus},
 		{"notice", "set or clear the notice app pages show to every tenant or one", runNotice},
+		{"loadtest", "load, stress, soak or spike test an app backend through the fake Atlassian", runLoadtest},
 		{"lint", "check the descriptor and Forge manifest, and both against the app's routes", runLint},
 		{"new", "write a runnable app skeleton into a new directory", runNew},
 		{"backup", "take a snapshot now, or list the backups (backup list)", runBackup},

@@ -58,15 +58,33 @@ type ForgeResponse struct {
 // installed on site and returns its answer (no retries, 25 s timeout, as
 // Forge). Redirects are not followed: Forge treats them as errors.
 func (f *Fake) InvokeRemote(ctx context.Context, site *Site, inv ForgeInvocation) (*ForgeResponse, error) {
+	p, err := f.prepareInvocation(site, inv)
+	if err != nil {
+		return nil, err
+	}
+	call := Call{Direction: DirectionOut, Kind: KindForge, Site: site.Name, App: p.appID, Method: p.method,
+		URL: p.url, Event: "invoke"}
+	ctx, cancel := context.WithTimeout(ctx, forgeInvokeTimeout)
+	defer cancel()
+	return f.sendForge(ctx, call, p.fit, p.system, p.user, inv.Body, inv.Header)
+}
+
+// invocationParts are the signed parts of one UI invocation.
+type invocationParts struct {
+	appID, method, url, fit, system, user string
+}
+
+// prepareInvocation checks inv and signs its tokens.
+func (f *Fake) prepareInvocation(site *Site, inv ForgeInvocation) (invocationParts, error) {
 	method := inv.Method
 	if method == "" {
 		method = http.MethodGet
 	}
 	if !strings.HasPrefix(inv.Path, "/") {
-		return nil, fmt.Errorf("%w: path %q must start with '/'", ErrInvalid, inv.Path)
+		return invocationParts{}, fmt.Errorf("%w: path %q must start with '/'", ErrInvalid, inv.Path)
 	}
 	if len(inv.Body) > 0 && !json.Valid(inv.Body) {
-		return nil, fmt.Errorf("%w: the invocation body is not JSON", ErrInvalid)
+		return invocationParts{}, fmt.Errorf("%w: the invocation body is not JSON", ErrInvalid)
 	}
 	f.mu.Lock()
 	s, in, err := f.forgeInstallLocked(site, inv.AppID)
@@ -92,17 +110,13 @@ func (f *Fake) InvokeRemote(ctx context.Context, site *Site, inv ForgeInvocation
 	}
 	f.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return invocationParts{}, err
 	}
 	fit, err := f.signFIT(claims)
 	if err != nil {
-		return nil, err
+		return invocationParts{}, err
 	}
-	call := Call{Direction: DirectionOut, Kind: KindForge, Site: site.Name, App: in.appID, Method: method,
-		URL: remote + inv.Path, Event: "invoke"}
-	ctx, cancel := context.WithTimeout(ctx, forgeInvokeTimeout)
-	defer cancel()
-	return f.sendForge(ctx, call, fit, system, user, inv.Body, inv.Header)
+	return invocationParts{appID: in.appID, method: method, url: remote + inv.Path, fit: fit, system: system, user: user}, nil
 }
 
 // issueExtensionLocked is the context.extension of a Jira issue module.
@@ -134,24 +148,7 @@ func (f *Fake) sendForge(ctx context.Context, call Call, fit, system, user strin
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	for k, vs := range hdr {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	req.Header.Set("Authorization", "Bearer "+fit)
-	if system != "" {
-		req.Header.Set("X-Forge-Oauth-System", system)
-	}
-	if user != "" {
-		req.Header.Set("X-Forge-Oauth-User", user)
-	}
-	req.Header.Set("X-B3-Traceid", f.randomHex(8))
-	req.Header.Set("X-B3-Spanid", f.randomHex(8))
-	req.Header.Set("User-Agent", "fakeatlassian (Forge Remote)")
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	f.setForgeHeaders(req.Header, hdr, fit, system, user, rd != nil)
 	client := *f.client
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	start := f.now()
@@ -172,6 +169,74 @@ func (f *Fake) sendForge(ctx context.Context, call Call, fit, system, user strin
 		return nil, fmt.Errorf("fakeatlassian: reading the answer of %s: %w", call.URL, err)
 	}
 	return &ForgeResponse{Status: resp.StatusCode, Header: resp.Header, Body: answer, Attempts: 1}, nil
+}
+
+// setForgeHeaders sets the headers of a call to a remote on h: extra
+// (the app's own), the FIT, the OAuth tokens and the trace ids.
+func (f *Fake) setForgeHeaders(h, extra http.Header, fit, system, user string, hasBody bool) {
+	for k, vs := range extra {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	h.Set("Authorization", "Bearer "+fit)
+	if system != "" {
+		h.Set("X-Forge-Oauth-System", system)
+	}
+	if user != "" {
+		h.Set("X-Forge-Oauth-User", user)
+	}
+	h.Set("X-B3-Traceid", f.randomHex(8))
+	h.Set("X-B3-Spanid", f.randomHex(8))
+	h.Set("User-Agent", "fakeatlassian (Forge Remote)")
+	if hasBody {
+		h.Set("Content-Type", "application/json")
+	}
+}
+
+// deliveryParts are the signed parts of one attempt of a delivery.
+type deliveryParts struct {
+	remote, url, fit, system string
+	body                     []byte
+}
+
+// deliveryParts signs attempt retry of d and encodes its body.
+func (f *Fake) deliveryParts(d *forgeDelivery, retry int, lastReason string) (deliveryParts, error) {
+	f.mu.Lock()
+	s, in, err := f.forgeInstallLocked(&d.site, d.appID)
+	var claims map[string]any
+	var system, remote string
+	if err == nil {
+		remote = in.remoteBaseURL
+		claims, err = f.fitClaimsLocked(s, in, FITOptions{NoPrincipal: true, NoContext: true, ModuleType: "core:endpoint", ModuleKey: d.moduleKey})
+		if err == nil && !d.noSystem {
+			system, err = f.forgeTokenLocked(s, in, "", forgeSystemLife)
+		}
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return deliveryParts{}, err
+	}
+	payload := map[string]any{}
+	for k, v := range d.payload {
+		payload[k] = v
+	}
+	payload["context"] = map[string]any{"cloudId": d.site.CloudID, "moduleKey": d.moduleKey}
+	if d.eventType != "" {
+		payload["eventType"] = d.eventType
+	}
+	if retry > 0 {
+		payload["retryContext"] = map[string]any{"retryCount": retry, "retryReason": lastReason, "retryData": nil}
+	}
+	body, err := json.Marshal(map[string]any{"payload": payload})
+	if err != nil {
+		return deliveryParts{}, fmt.Errorf("fakeatlassian: encode Forge event: %w", err)
+	}
+	fit, err := f.signFIT(claims)
+	if err != nil {
+		return deliveryParts{}, err
+	}
+	return deliveryParts{remote: remote, url: remote + d.path, fit: fit, system: system, body: body}, nil
 }
 
 // ForgeEventOptions describe a product or lifecycle event routed to a
@@ -293,40 +358,11 @@ func (f *Fake) redeliverForge(d *forgeDelivery, reason string) {
 // attemptForge makes one delivery attempt and says whether Forge would
 // try again, and why.
 func (f *Fake) attemptForge(ctx context.Context, d *forgeDelivery, retry int, lastReason string) (*ForgeResponse, bool, string, error) {
-	f.mu.Lock()
-	s, in, err := f.forgeInstallLocked(&d.site, d.appID)
-	var claims map[string]any
-	var system, remote string
-	if err == nil {
-		remote = in.remoteBaseURL
-		claims, err = f.fitClaimsLocked(s, in, FITOptions{NoPrincipal: true, NoContext: true, ModuleType: "core:endpoint", ModuleKey: d.moduleKey})
-		if err == nil && !d.noSystem {
-			system, err = f.forgeTokenLocked(s, in, "", forgeSystemLife)
-		}
-	}
-	f.mu.Unlock()
+	p, err := f.deliveryParts(d, retry, lastReason)
 	if err != nil {
 		return nil, false, "", err // uninstalled meanwhile: Forge stops
 	}
-	payload := map[string]any{}
-	for k, v := range d.payload {
-		payload[k] = v
-	}
-	payload["context"] = map[string]any{"cloudId": d.site.CloudID, "moduleKey": d.moduleKey}
-	if d.eventType != "" {
-		payload["eventType"] = d.eventType
-	}
-	if retry > 0 {
-		payload["retryContext"] = map[string]any{"retryCount": retry, "retryReason": lastReason, "retryData": nil}
-	}
-	body, err := json.Marshal(map[string]any{"payload": payload})
-	if err != nil {
-		return nil, false, "", fmt.Errorf("fakeatlassian: encode Forge event: %w", err)
-	}
-	fit, err := f.signFIT(claims)
-	if err != nil {
-		return nil, false, "", err
-	}
+	remote, body, fit, system := p.remote, p.body, p.fit, p.system
 	event := d.eventType
 	if event == "" {
 		event = "trigger:" + d.moduleKey

@@ -18,6 +18,11 @@ type knobs struct {
 	failStatus    int
 	rateLimitNext int
 	retryAfter    time.Duration
+	// failEvery and rateLimitEvery make every n-th REST request fail, a
+	// steady share of failures for load tests; seen counts the requests.
+	failEvery, failEveryStatus int
+	rateLimitEvery             int
+	seen                       int
 }
 
 // Knobs is the current setting of the failure knobs.
@@ -28,6 +33,11 @@ type Knobs struct {
 	FailStatus    int           `json:"failStatus"`
 	RateLimitNext int           `json:"rateLimitNext"`
 	RetryAfter    time.Duration `json:"retryAfter"`
+	// FailEvery and RateLimitEvery are the steady shares set by
+	// SetFailEvery and SetRateLimitEvery (0: off).
+	FailEvery       int `json:"failEvery"`
+	FailEveryStatus int `json:"failEveryStatus"`
+	RateLimitEvery  int `json:"rateLimitEvery"`
 }
 
 // SetLatency delays every REST answer by d (0 turns it off).
@@ -56,6 +66,26 @@ func (f *Fake) RateLimitNext(n int, retryAfter time.Duration) {
 	f.mu.Unlock()
 }
 
+// SetFailEvery makes every n-th REST request fail with status (a 4xx or
+// 5xx), until set to 0: a steady error rate of 1/n under load. Requests
+// already failed by FailNext, RateLimitNext or an outage count too.
+func (f *Fake) SetFailEvery(n, status int) {
+	if status < 400 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	f.mu.Lock()
+	f.knobs.failEvery, f.knobs.failEveryStatus = max(n, 0), status
+	f.mu.Unlock()
+}
+
+// SetRateLimitEvery answers every n-th REST request with 429 and a
+// Retry-After of retryAfter, until set to 0.
+func (f *Fake) SetRateLimitEvery(n int, retryAfter time.Duration) {
+	f.mu.Lock()
+	f.knobs.rateLimitEvery, f.knobs.retryAfter = max(n, 0), max(retryAfter, 0)
+	f.mu.Unlock()
+}
+
 // SetOutage makes every REST request answer 503 until turned off.
 func (f *Fake) SetOutage(down bool) {
 	f.mu.Lock()
@@ -69,7 +99,8 @@ func (f *Fake) Knobs() Knobs {
 	defer f.mu.Unlock()
 	k := f.knobs
 	return Knobs{Latency: k.latency, Outage: k.outage, FailNext: k.failNext, FailStatus: k.failStatus,
-		RateLimitNext: k.rateLimitNext, RetryAfter: k.retryAfter}
+		RateLimitNext: k.rateLimitNext, RetryAfter: k.retryAfter,
+		FailEvery: k.failEvery, FailEveryStatus: k.failEveryStatus, RateLimitEvery: k.rateLimitEvery}
 }
 
 // applyKnobs delays the request and answers it when a knob says it
@@ -80,6 +111,7 @@ func (f *Fake) applyKnobs(w http.ResponseWriter, r *http.Request, product string
 	latency := k.latency
 	var status int
 	var retryAfter time.Duration
+	k.seen++
 	switch {
 	case k.outage:
 		status = http.StatusServiceUnavailable
@@ -89,6 +121,10 @@ func (f *Fake) applyKnobs(w http.ResponseWriter, r *http.Request, product string
 	case k.failNext > 0:
 		k.failNext--
 		status = k.failStatus
+	case k.rateLimitEvery > 0 && k.seen%k.rateLimitEvery == 0:
+		status, retryAfter = http.StatusTooManyRequests, k.retryAfter
+	case k.failEvery > 0 && k.seen%k.failEvery == 0:
+		status = k.failEveryStatus
 	}
 	f.mu.Unlock()
 

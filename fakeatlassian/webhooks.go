@@ -225,7 +225,7 @@ func (f *Fake) attemptDelivery(d *delivery, retry int) bool {
 	if secret == "" {
 		return false // disabled or uninstalled meanwhile: Jira drops it
 	}
-	token, err := signHS256(secret, f.productClaims(d.site.ClientKey, qshOfURL(http.MethodPost, d.url, d.baseURL), tokenLifetime))
+	hdr, err := f.webhookHeaders(d, secret, retry)
 	if err != nil {
 		f.log.Error("sign webhook", "err", err)
 		return false
@@ -236,13 +236,7 @@ func (f *Fake) attemptDelivery(d *delivery, retry int) bool {
 			URL: d.url, Event: d.event, WebhookID: d.id, Retry: retry, Error: err.Error()}, f.now())
 		return false
 	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("Authorization", "JWT "+token)
-	req.Header.Set("User-Agent", "Atlassian Webhook HTTP Client")
-	req.Header.Set("X-Atlassian-Webhook-Identifier", d.id)
-	if retry > 0 {
-		req.Header.Set("X-Atlassian-Webhook-Retry", strconv.Itoa(retry))
-	}
+	req.Header = hdr
 	start := f.now()
 	call := Call{Direction: DirectionOut, Kind: KindWebhook, Site: d.site.Name, App: d.appKey, Method: http.MethodPost,
 		URL: d.url, Event: d.event, WebhookID: d.id, Retry: retry}
