@@ -111,6 +111,7 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 		{"ForgeLifecycle", s.testForgeLifecycle},
 		{"Outage", s.testOutage},
 		{"Reseal", s.testReseal},
+		{"Data/Update", s.testUpdate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package checklist
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
 	"strconv"
 	"strings"
@@ -127,34 +128,40 @@ func load(ctx context.Context, data *tenon.TenantData, issueKey string) (*stored
 	return doc, nil
 }
 
-// update runs fn on the checklist of issueKey and stores the result, all
-// under the lock of (tenant, issue). fn returns false to store nothing.
-//
-// The lock makes read-modify-write safe within this process only. Several
-// nodes sharing one store would need a compare-and-swap on the stored
-// value (a version column) instead; tenon's data API does not offer one
-// yet, so run this app on one node.
+// update runs fn on the checklist of issueKey and stores the result in one
+// atomic read-modify-write of the store (TenantData.Update), so concurrent
+// edits of one checklist lose nothing, from this process or from another
+// node sharing the store. fn returns false to store nothing; it may run
+// more than once when the store retries.
 func (a *App) update(ctx context.Context, p *tenon.Principal, issueKey string, fn func(doc *stored) (bool, error)) (*stored, error) {
-	unlock := a.locks.lock(p.ClientKey() + "\x00" + issueKey)
-	defer unlock()
-	doc, err := load(ctx, p.Data(), issueKey)
-	if err != nil {
-		return nil, err
-	}
-	changed, err := fn(doc)
-	if err != nil || !changed {
-		return doc, err
-	}
-	doc.UpdatedAt = a.now().UTC()
-	if len(doc.Items) == 0 {
-		// An empty checklist is no checklist: keep the store free of
-		// documents that only say so.
-		if err := p.Data().Delete(ctx, dataKey(issueKey)); err != nil {
+	var doc *stored
+	err := p.Data().Update(ctx, dataKey(issueKey), func(old json.RawMessage) (json.RawMessage, error) {
+		doc = &stored{Checklist: Checklist{IssueKey: issueKey}}
+		if old != nil {
+			if err := json.Unmarshal(old, doc); err != nil {
+				return nil, tenon.WrapError(tenon.EINTERNAL, "The stored checklist cannot be read.", err)
+			}
+			doc.IssueKey = issueKey
+		}
+		if doc.Items == nil {
+			doc.Items = []Item{}
+		}
+		changed, err := fn(doc)
+		if err != nil {
 			return nil, err
 		}
-		return doc, nil
-	}
-	if err := p.Data().Put(ctx, dataKey(issueKey), doc); err != nil {
+		if !changed {
+			return nil, tenon.ErrUnchanged
+		}
+		doc.UpdatedAt = a.now().UTC()
+		if len(doc.Items) == 0 {
+			// An empty checklist is no checklist: keep the store free of
+			// documents that only say so.
+			return nil, nil
+		}
+		return json.Marshal(doc)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return doc, nil
