@@ -12,9 +12,10 @@ import (
 	"github.com/tenon-dev/tenon/fakeatlassian"
 )
 
-// TestBrowserBridge loads a general page in headless Chromium: the app's
-// iframe (another origin) uses all.js to get a context token, its context
-// and a REST answer through host.js. Skipped when no Chromium is found or
+// TestBrowserBridge loads a general page in headless Chromium, in the dark
+// theme: the app's iframe (another origin) uses all.js to get a context
+// token, its context (which names the theme) and a REST answer through
+// host.js. Skipped when no Chromium is found or
 // with -short.
 func TestBrowserBridge(t *testing.T) {
 	t.Parallel()
@@ -51,7 +52,7 @@ func TestBrowserBridge(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	page := f.ModulePageURL(site, app.Key, "browser-page") + "?issue=DEMO-1&as=" + url.QueryEscape(bob)
+	page := f.ModulePageURL(site, app.Key, "browser-page") + "?issue=DEMO-1&theme=dark&as=" + url.QueryEscape(bob)
 	cmd := exec.Command(browser, "--headless=new", "--no-sandbox", "--disable-gpu",
 		"--no-first-run", "--disable-quic", "--disable-background-networking", "--disable-component-update",
 		"--disable-sync", "--user-data-dir="+profile, "--virtual-time-budget=5000", "--dump-dom", page)
@@ -103,6 +104,17 @@ func TestBrowserBridge(t *testing.T) {
 	issue := report["context"].(map[string]any)["jira"].(map[string]any)["issue"].(map[string]any)
 	if issue["key"] != "DEMO-1" {
 		t.Errorf("context = %v", report["context"])
+	}
+	// The context names the page's theme, as the product's does.
+	if theme, _ := report["context"].(map[string]any)["theme"].(map[string]any); theme["colorMode"] != "dark" || theme["light"] != "light" {
+		t.Errorf("context theme = %v, want colorMode dark", report["context"])
+	}
+	// AP.theming.initializeTheming marks the frame's html element.
+	if report["colorMode"] != "dark" || report["dataTheme"] != "dark:dark light:light spacing:spacing" {
+		t.Errorf("after AP.theming.initializeTheming: data-color-mode %v, data-theme %v", report["colorMode"], report["dataTheme"])
+	}
+	if th, _ := report["theming"].(map[string]any); th["colorMode"] != "dark" {
+		t.Errorf("AP.theming.initializeTheming gave %v", report["theming"])
 	}
 	if report["user"].(map[string]any)["atlassianAccountId"] != bob {
 		t.Errorf("user = %v", report["user"])

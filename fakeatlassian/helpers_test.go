@@ -473,6 +473,9 @@ const browserPage = `<!doctype html>
     out.callbackToken = await new Promise(function (resolve) { AP.context.getToken(resolve); });
     try { await AP.request('/rest/api/3/issue/NOPE-1'); } catch (e) { out.notFoundStatus = e.xhr.status; }
     out.user = await AP.user.getCurrentUser();
+    out.theming = await AP.theming.initializeTheming();
+    out.colorMode = document.documentElement.getAttribute('data-color-mode');
+    out.dataTheme = document.documentElement.getAttribute('data-theme');
   } catch (e) {
     out.error = String(e && e.message || e);
   }

@@ -3,9 +3,11 @@ package fakeatlassian
 import (
 	"bytes"
 	"embed"
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -49,7 +51,48 @@ type hostData struct {
 	BaseURL string         `json:"baseUrl"`
 	User    map[string]any `json:"user"`
 	Locale  string         `json:"locale"`
+	Theme   themeState     `json:"theme"`
 	Frames  []frameView    `json:"frames"`
+}
+
+// themeState is the theme as the product's front end describes it to
+// app iframes: AP.theming.initializeTheming and the context's theme. The
+// colour mode is the one in use; light and dark name the theme of each
+// mode, as the product's token style sheets are keyed by both.
+type themeState struct {
+	ColorMode string `json:"colorMode"`
+	Light     string `json:"light"`
+	Dark      string `json:"dark"`
+	Spacing   string `json:"spacing"`
+}
+
+// The colour modes a page can show, chosen with ?theme=; light is the
+// product's default.
+const (
+	themeLight = "light"
+	themeDark  = "dark"
+)
+
+// pageTheme reads the theme parameter of a page request.
+func pageTheme(q url.Values) (string, bool) {
+	switch t := q.Get("theme"); t {
+	case "":
+		return themeLight, true
+	case themeLight, themeDark:
+		return t, true
+	}
+	return "", false
+}
+
+// themeSwitch is the link of a page to itself in the other colour mode.
+func themeSwitch(r *http.Request, theme string) string {
+	q := r.URL.Query()
+	if theme == themeDark {
+		q.Set("theme", themeLight)
+	} else {
+		q.Set("theme", themeDark)
+	}
+	return r.URL.Path + "?" + q.Encode()
 }
 
 type userLink struct {
@@ -61,6 +104,8 @@ type userLink struct {
 // pageView is the data of every product page template.
 type pageView struct {
 	Title   string
+	Theme   string // light or dark: the html element's data-color-mode
+	Switch  string // the same page in the other theme
 	Fake    string
 	Site    *Site
 	User    User
@@ -163,8 +208,14 @@ func isIssueModule(m module) bool {
 }
 
 func (f *Fake) serveHome(w http.ResponseWriter, r *http.Request) {
+	theme, ok := pageTheme(r.URL.Query())
+	if !ok {
+		f.render(w, "message", http.StatusBadRequest, badTheme(r))
+		return
+	}
 	f.mu.Lock()
-	v := &pageView{Title: "Fake Atlassian", Fake: f.url, KeyURL: f.url + keyServerPath, AuthURL: f.url + authServerPath}
+	v := &pageView{Title: "Fake Atlassian", Theme: theme, Switch: themeSwitch(r, theme),
+		Fake: f.url, KeyURL: f.url + keyServerPath, AuthURL: f.url + authServerPath}
 	for _, name := range f.siteOrder {
 		s := f.sites[name]
 		v.Sites = append(v.Sites, siteView{Site: s.info, Apps: f.appViewsLocked(s)})
@@ -204,10 +255,16 @@ func (f *Fake) servePage(w http.ResponseWriter, r *http.Request, s *siteState, r
 // pageLocked builds the view of a site page.
 func (f *Fake) pageLocked(r *http.Request, s *siteState, rel string) (*pageView, int) {
 	q := r.URL.Query()
+	theme, ok := pageTheme(q)
+	if !ok {
+		v := badTheme(r)
+		v.Fake, v.Site = f.url, &s.info
+		return v, http.StatusBadRequest
+	}
 	account := s.info.DefaultAccountID
 	if as := q.Get("as"); as != "" {
 		if s.users[as] == nil {
-			return &pageView{Title: "Unknown user", Fake: f.url, Site: &s.info, Message: "No user with accountId " + as + " on this site."}, http.StatusNotFound
+			return &pageView{Title: "Unknown user", Theme: theme, Fake: f.url, Site: &s.info, Message: "No user with accountId " + as + " on this site."}, http.StatusNotFound
 		}
 		account = as
 	}
@@ -216,7 +273,7 @@ func (f *Fake) pageLocked(r *http.Request, s *siteState, rel string) (*pageView,
 	if loc := q.Get("loc"); loc != "" && len(loc) <= 35 {
 		locale = loc
 	}
-	v := &pageView{Fake: f.url, Site: &s.info, User: user, Locale: locale, Apps: f.appViewsLocked(s)}
+	v := &pageView{Theme: theme, Switch: themeSwitch(r, theme), Fake: f.url, Site: &s.info, User: user, Locale: locale, Apps: f.appViewsLocked(s)}
 	for _, u := range s.info.Users {
 		link := userLink{User: u, Current: u.AccountID == account}
 		qq := r.URL.Query()
@@ -261,7 +318,7 @@ func (f *Fake) pageLocked(r *http.Request, s *siteState, rel string) (*pageView,
 			}
 		}
 		v.Frames = frames
-		v.Host = f.newSessionLocked(s, account, locale, frames)
+		v.Host = f.newSessionLocked(s, account, locale, theme, frames)
 		return v, http.StatusOK
 
 	case strings.HasPrefix(rel, "/plugins/servlet/ac/"):
@@ -287,10 +344,16 @@ func (f *Fake) pageLocked(r *http.Request, s *siteState, rel string) (*pageView,
 		fv := f.frameViewLocked(s, appKey, m, opts)
 		v.Title = fv.Title
 		v.Frames = []frameView{fv}
-		v.Host = f.newSessionLocked(s, account, locale, v.Frames)
+		v.Host = f.newSessionLocked(s, account, locale, theme, v.Frames)
 		return v, http.StatusOK
 	}
 	return nil, http.StatusNotFound
+}
+
+// badTheme is the page for a theme parameter the fake does not know.
+func badTheme(r *http.Request) *pageView {
+	return &pageView{Title: "Unknown theme", Theme: themeLight,
+		Message: fmt.Sprintf("The theme %q is not one the product has: use theme=light or theme=dark.", r.URL.Query().Get("theme"))}
 }
 
 // frameViewLocked renders one module frame; a failure shows in its place.
@@ -307,7 +370,7 @@ func (f *Fake) frameViewLocked(s *siteState, appKey string, m module, opts Frame
 
 // newSessionLocked records a page session for the frames of a page and
 // returns what the host script needs.
-func (f *Fake) newSessionLocked(s *siteState, account, locale string, frames []frameView) *hostData {
+func (f *Fake) newSessionLocked(s *siteState, account, locale, theme string, frames []frameView) *hostData {
 	now := f.now()
 	for id, ps := range f.sessions { // drop old sessions as new ones come
 		if now.After(ps.expires) {
@@ -325,6 +388,7 @@ func (f *Fake) newSessionLocked(s *siteState, account, locale string, frames []f
 	u := userJSON(s, account)
 	hd := &hostData{
 		Session: id, Fake: f.url, Site: s.info.Name, BaseURL: s.info.BaseURL, Locale: locale,
+		Theme:  themeState{ColorMode: theme, Light: themeLight, Dark: themeDark, Spacing: "spacing"},
 		User:   map[string]any{"atlassianAccountId": account, "accountId": account, "displayName": u["displayName"], "timeZone": u["timeZone"]},
 		Frames: []frameView{},
 	}

@@ -235,3 +235,61 @@ func TestProductPagesAndHost(t *testing.T) {
 		t.Errorf("all.js: %d %s", js.Status, js.Header.Get("Content-Type"))
 	}
 }
+
+// TestPageTheme: ?theme= picks the colour mode of a product page, light by
+// default; the page's html element names it and the host data hands it to
+// the app frames. A theme the product does not have is refused with 400
+// and a page saying which ones it has.
+func TestPageTheme(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, fakeatlassian.Options{})
+	site := addSite(t, f, "acme", "")
+	newTestApp(t, f, "themes").install(site)
+
+	for _, tc := range []struct{ query, want string }{
+		{"", "light"}, {"?theme=light", "light"}, {"?theme=dark", "dark"},
+	} {
+		r := do(t, "GET", f.IssuePageURL(site, "DEMO-1")+tc.query, "", nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("issue page%s: %d %s", tc.query, r.Status, r.Body)
+		}
+		body := string(r.Body)
+		if !strings.Contains(body, `<html lang="en" data-color-mode="`+tc.want+`" data-theme="dark:dark light:light spacing:spacing">`) {
+			t.Errorf("issue page%s: html element does not name the %s theme", tc.query, tc.want)
+		}
+		d := hostDataRE.FindStringSubmatch(body)
+		if d == nil {
+			t.Fatalf("issue page%s: no host data", tc.query)
+		}
+		var data struct {
+			Theme map[string]string `json:"theme"`
+		}
+		if err := json.Unmarshal([]byte(d[1]), &data); err != nil {
+			t.Fatal(err)
+		}
+		if data.Theme["colorMode"] != tc.want || data.Theme["dark"] != "dark" || data.Theme["light"] != "light" {
+			t.Errorf("issue page%s: host data theme = %v, want colorMode %s", tc.query, data.Theme, tc.want)
+		}
+		other := map[string]string{"light": "dark", "dark": "light"}[tc.want]
+		if !strings.Contains(body, "theme="+other+`">`) {
+			t.Errorf("issue page%s: no link to the %s theme", tc.query, other)
+		}
+	}
+	if r := do(t, "GET", f.URL()+"/?theme=dark", "", nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `data-color-mode="dark"`) {
+		t.Errorf("home page in the dark theme: %d", r.Status)
+	}
+
+	for _, pageURL := range []string{
+		f.IssuePageURL(site, "DEMO-1") + "?theme=purple",
+		site.BaseURL + "/?theme=Dark",
+		f.URL() + "/?theme=%3Cb%3E",
+	} {
+		r := do(t, "GET", pageURL, "", nil)
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "use theme=light or theme=dark") {
+			t.Errorf("%s: %d %s, want 400 naming the themes", pageURL, r.Status, r.Body)
+		}
+		if strings.Contains(string(r.Body), "<b>") || strings.Contains(string(r.Body), "tenon-host-data") {
+			t.Errorf("%s: the refusal shows the raw parameter or opens a host session", pageURL)
+		}
+	}
+}

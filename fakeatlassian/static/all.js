@@ -126,8 +126,30 @@
     },
     flag: {
       create: function (options) { call('flag.create', [options || {}]); return { close: function () {} }; }
+    },
+    theming: {
+      // initializeTheming asks the product page for its theme and marks
+      // this document's html element with it: data-color-mode (light or
+      // dark) and data-theme (the theme of each mode, "dark:dark
+      // light:light spacing:spacing"), the attributes the design system's
+      // token style sheets select on. The app's own style sheet holds the
+      // token values; the fake loads no style sheet into the frame.
+      initializeTheming: function (cb) { return withCallback(call('theming.getTheme').then(applyTheme), cb); }
     }
   };
+
+  function applyTheme(theme) {
+    var t = theme || {};
+    var mode = t.colorMode === 'dark' ? 'dark' : 'light';
+    var parts = [];
+    ['dark', 'light', 'spacing'].forEach(function (k) {
+      if (typeof t[k] === 'string' && /^[a-z-]+$/.test(t[k])) { parts.push(k + ':' + t[k]); }
+    });
+    var html = document.documentElement;
+    html.setAttribute('data-color-mode', mode);
+    html.setAttribute('data-theme', parts.join(' '));
+    return { colorMode: mode, dark: t.dark, light: t.light, spacing: t.spacing };
+  }
   window.AP = AP;
 
   // Resize the iframe to its content, as the real all.js does unless the

@@ -64,7 +64,9 @@
     'context.getToken': function (frame) {
       return hostCall('/token', { frame: frame.id }).then(function (r) { return r.token; });
     },
-    'context.getContext': function (frame) { return frame.context; },
+    // The context names the page's theme, as the product's does.
+    'context.getContext': function (frame) { return Object.assign({}, frame.context, { theme: data.theme }); },
+    'theming.getTheme': function () { return data.theme; },
     'request': function (frame, args) {
       var o = args[0] || {};
       return hostCall('/request', {

@@ -10,6 +10,24 @@
   if (!root) {
     return;
   }
+
+  // Take on the product's theme: the host marks the html element with its
+  // colour mode, which checklist.css keys the design tokens on. The panel
+  // is ready once the theme is in place (or the host could not tell it).
+  var themed = theming();
+
+  function theming() {
+    var th = window.AP && window.AP.theming;
+    if (!th || typeof th.initializeTheming !== "function") {
+      return Promise.resolve();
+    }
+    try {
+      return Promise.resolve(th.initializeTheming()).catch(function () {});
+    } catch (err) {
+      return Promise.resolve();
+    }
+  }
+
   var issueKey = root.getAttribute("data-issue-key");
   var t = JSON.parse(root.getAttribute("data-i18n") || "{}");
   var state = JSON.parse(root.getAttribute("data-state") || "{}");
@@ -130,6 +148,7 @@
       var del = document.createElement("button");
       del.type = "button";
       del.className = "delete";
+      del.setAttribute("data-appearance", "subtle");
       del.title = t["delete"];
       del.setAttribute("aria-label", t["delete"]);
       del.textContent = "\u00d7";
@@ -185,5 +204,7 @@
   });
 
   render();
-  root.setAttribute("data-ready", "true");
+  themed.then(function () {
+    root.setAttribute("data-ready", "true");
+  });
 })();
