@@ -93,12 +93,19 @@ func (s *Store) Installation(ctx context.Context, clientKey string) (*tenon.Inst
 	if !storeutil.ValidClientKey(clientKey) {
 		return nil, storeutil.NotFound(clientKey)
 	}
-	in, err := s.scanInstallation(s.pool.QueryRow(ctx, getInstallationSQL, clientKey))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, storeutil.NotFound(clientKey)
-	}
+	var in *tenon.Installation
+	err := s.idempotent(ctx, func() (err error) { // retry.go
+		in, err = s.scanInstallation(s.pool.QueryRow(ctx, getInstallationSQL, clientKey))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return storeutil.NotFound(clientKey)
+		}
+		if err != nil {
+			return s.fail("get installation", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, s.fail("get installation", err)
+		return nil, err
 	}
 	return in, nil
 }
@@ -210,12 +217,18 @@ func (s *Store) GetValue(ctx context.Context, clientKey, key string) (json.RawMe
 		return nil, storeutil.ValueNotFound(key)
 	}
 	var v []byte
-	err := s.pool.QueryRow(ctx, getValueSQL, clientKey, key).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, storeutil.ValueNotFound(key)
-	}
+	err := s.idempotent(ctx, func() error {
+		err := s.pool.QueryRow(ctx, getValueSQL, clientKey, key).Scan(&v)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return storeutil.ValueNotFound(key)
+		}
+		if err != nil {
+			return s.fail("get value", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, s.fail("get value", err)
+		return nil, err
 	}
 	return v, nil
 }
@@ -232,10 +245,13 @@ func (s *Store) PutValue(ctx context.Context, clientKey, key string, value json.
 		return tenon.Errorf(tenon.EINVALID, "The clientKey is not valid.")
 	}
 	// []byte, not json.RawMessage: the column is bytea, stored verbatim.
-	if _, err := s.pool.Exec(ctx, putValueSQL, clientKey, key, []byte(value), storeutil.Now(s.now)); err != nil {
-		return s.fail("put value", err)
-	}
-	return nil
+	// Putting the same value twice is the same as once: safe to retry.
+	return s.idempotent(ctx, func() error {
+		if _, err := s.pool.Exec(ctx, putValueSQL, clientKey, key, []byte(value), storeutil.Now(s.now)); err != nil {
+			return s.fail("put value", err)
+		}
+		return nil
+	})
 }
 
 // DeleteValue implements tenon.DataStore.
@@ -246,10 +262,12 @@ func (s *Store) DeleteValue(ctx context.Context, clientKey, key string) error {
 	if !storeutil.ValidClientKey(clientKey) {
 		return nil // nothing can be stored under it
 	}
-	if _, err := s.pool.Exec(ctx, deleteValueSQL, clientKey, key); err != nil {
-		return s.fail("delete value", err)
-	}
-	return nil
+	return s.idempotent(ctx, func() error {
+		if _, err := s.pool.Exec(ctx, deleteValueSQL, clientKey, key); err != nil {
+			return s.fail("delete value", err)
+		}
+		return nil
+	})
 }
 
 // ListValues implements tenon.DataStore.
