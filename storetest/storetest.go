@@ -110,6 +110,7 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 		{"Forge", s.testForge},
 		{"Outage", s.testOutage},
 		{"Reseal", s.testReseal},
+		{"Import", s.testImport},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
