@@ -22,7 +22,7 @@ function payload(n, product, eventType, extra) {
   const site = `fixture-${n}.atlassian.net`;
   return Object.assign(
     {
-      key: "com.example.fixture-app",
+      key: "tenon-checklist", // the key of tenon's example app, which the e2e test serves
       clientKey: `ace-fixture-${n}-0000-4000-8000-00000000000${n}`,
       publicKey: "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCfixture",
       sharedSecret: `fixture-shared-secret-${n}-do-not-use-in-production-0123456789`,
