@@ -150,4 +150,3 @@ func descriptorKey(app App) string {
 	}
 	return d.Key
 }
-

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
 )
 
 // acsbSQL reads atlassian-connect-spring-boot's atlassian_host table (its
@@ -199,4 +198,3 @@ func timeValue(v any) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
-
