@@ -116,12 +116,17 @@ func TestACEPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
 	name := fmt.Sprintf("ace_import_%d", randInt(t, 1<<30))
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		admin.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
+	t.Cleanup(func() {
+		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+		admin.Close()
+	})
 	dbDSN := strings.Replace(dsn, "/test?", "/"+name+"?", 1)
 	db, err := sql.Open("pgx", dbDSN)
 	if err != nil {
