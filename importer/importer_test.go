@@ -160,18 +160,24 @@ func TestACERedis(t *testing.T) {
 	addr := "127.0.0.1:6379"
 	db := int(randInt(t, 15)) + 1
 	c := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-	defer c.Close()
 	ctx := context.Background()
 	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
 		if os.Getenv("TENON_REQUIRE_REDIS") != "" {
 			t.Fatalf("Redis at %s: %v", addr, err)
 		}
 		t.Skipf("no Redis at %s: %v", addr, err)
 	}
 	if n, _ := c.DBSize(ctx).Result(); n != 0 {
+		c.Close()
 		t.Skipf("Redis database %d is in use", db)
 	}
-	t.Cleanup(func() { c.FlushDB(context.Background()) })
+	t.Cleanup(func() {
+		if err := c.FlushDB(context.Background()).Err(); err != nil {
+			t.Errorf("flush Redis database %d: %v", db, err)
+		}
+		c.Close()
+	})
 	f, err := os.Open(filepath.Join("..", "testdata", "ace", "redis.jsonl"))
 	if err != nil {
 		t.Fatal(err)
