@@ -95,6 +95,7 @@ func commands() []command {
 		{"fake", "run the fake Atlassian alone, for testing apps in any language", runFake},
 		{"keygen", "create a key file for encrypting secrets at rest", runKeygen},
 		{"keys", "count rows per encryption key; re-seal them under the newest key", runKeys},
+		{"import", "import tenants and their secrets from an ACE or ACSB store, without reinstalls", runImport},
 		{"jobs", "list queued jobs and dead letters, retry dead ones", runJobs},
 		{"release", "switch the active release of a releases directory, or roll back", runRelease},
 		{"maintenance", "switch maintenance mode on or off for every node", runMaintenance},

@@ -112,6 +112,7 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 		{"Outage", s.testOutage},
 		{"Reseal", s.testReseal},
 		{"Data/Update", s.testUpdate},
+		{"Import", s.testImport},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
