@@ -66,10 +66,13 @@ var serveSettings = []setting{
 	{"backup-keep", "TENON_BACKUP_KEEP", "7,4,12", "Snapshots kept: DAILY,WEEKLY,MONTHLY (grandfather-father-son)."},
 	{"drill-schedule", "TENON_DRILL_SCHEDULE", "weekly", "How often serve runs a restore drill: hourly, daily, weekly, a duration, or off."},
 	{"restore-if-empty", "TENON_RESTORE_IF_EMPTY", "false", "true: when the SQLite file is missing or empty and a backup exists, restore it before serving; refuse to start if that fails."},
+	{"pprof", "TENON_PPROF", "false", "true: serve Go's profiles (/debug/pprof/) on the admin listener, for measuring; they reveal internals, so only with the admin listener on loopback or a private network."},
 }
 
 // Config is the resolved configuration of a serve command.
 type Config struct {
+	// Pprof serves the profiles on the admin listener (pprof.go).
+	Pprof          bool
 	Addr           string
 	BaseURL        string
 	DB             string
@@ -340,6 +343,7 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 	parseEdgeSettings(c, vals, src, add)
 	parseForgeSettings(c, vals, add)
 	parseBackupSettings(c, vals, add)
+	parsePprofSetting(c, vals, add) // pprof.go
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
 	}

@@ -56,7 +56,7 @@ func runServe(ctx context.Context, env Env, app App, args []string) error {
 func newLogger(env Env, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.New(newLogHandler(env.Stderr, l)) // accesslog.go
 }
 
 // Backend is a configured, running-ready app backend: its store, server
@@ -82,6 +82,8 @@ type Backend struct {
 	elector *leader.Postgres // campaigns while serving; nil on SQLite
 
 	proc *process // set by the serve command; nil in dev and tests
+
+	accessLog *server.AccessLog // the request log; see accesslog.go
 }
 
 // Open opens the store, the key ring and the install key server, and
@@ -97,12 +99,13 @@ func Open(ctx context.Context, cfg *Config, app App, logger *slog.Logger) (*Back
 	}
 	b := &Backend{Config: cfg, Store: store, Logger: logger}
 	b.initObservability()
+	b.mountPprof()                         // pprof.go
 	if err := b.initLeader(); err != nil { // leader.go
 		store.Close()
 		return nil, err
 	}
 	if err := b.build(app); err != nil {
-		store.Close()
+		_ = b.Close()
 		return nil, err
 	}
 	return b, nil
@@ -149,6 +152,7 @@ func (b *Backend) build(app App) error {
 		Observer:     b.Metrics,
 		Jobs:         jobs.Options{Workers: cfg.JobWorkers, PollInterval: cfg.JobPoll, StopGrace: cfg.ShutdownTimeout},
 	}
+	b.startAccessLog(&sc) // accesslog.go
 	if b.Leader != nil {
 		sc.Jobs.Singleton = b.Leader // purges on one node only
 	}
@@ -254,4 +258,9 @@ func (b *Backend) ServeListener(ctx context.Context, ln net.Listener) error {
 }
 
 // Close releases the store.
-func (b *Backend) Close() error { return b.Store.Close() }
+func (b *Backend) Close() error {
+	if b.accessLog != nil {
+		_ = b.accessLog.Close() // the last request lines
+	}
+	return b.Store.Close()
+}

@@ -56,6 +56,11 @@ type Config struct {
 	// Logger receives one line per refused request and per lifecycle
 	// change. It never sees tokens or secrets. Default slog.Default().
 	Logger *slog.Logger
+	// AccessLog, when set, writes the request log line (one per request,
+	// at info level of Logger) instead of Logger: the same JSON fields,
+	// encoded without allocating and written off the request's goroutine
+	// (see AccessLog). The caller closes it after the server stopped.
+	AccessLog *AccessLog
 	// Hooks run after lifecycle changes are committed.
 	Hooks Hooks
 	// Observer, when set, hears about every finished request: route

@@ -2,6 +2,7 @@ package server
 
 // Internals exercised by the external tests.
 var (
-	HostMatches      = hostMatches
-	ValidateHostGlob = validateHostGlob
+	HostMatches       = hostMatches
+	ValidateHostGlob  = validateHostGlob
+	AppendRequestLine = appendRequestLine
 )

@@ -162,6 +162,10 @@ func (s *Server) endRequest(rw *responseWriter, r *http.Request) {
 	if !s.log.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
+	if s.cfg.AccessLog != nil {
+		s.cfg.AccessLog.Log(s.cfg.Now(), info, r.URL.Path, remoteHost(r.RemoteAddr))
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("method", info.Method),
 		slog.String("route", info.Route),
@@ -169,7 +173,7 @@ func (s *Server) endRequest(rw *responseWriter, r *http.Request) {
 		slog.Int("status", info.Status),
 		slog.Int64("bytes", info.Bytes),
 		slog.Float64("duration_ms", float64(info.Duration.Microseconds())/1000),
-		slog.String("remote", remoteIP(r.RemoteAddr)),
+		slog.String("remote", clip(remoteHost(r.RemoteAddr))),
 	}
 	if info.ClientKey != "" {
 		attrs = append(attrs, slog.String("client_key", info.ClientKey))
@@ -204,11 +208,13 @@ func (s *Server) lifecycleEvent(pattern string) string {
 	return ""
 }
 
-func remoteIP(addr string) string {
+// remoteHost is the host part of a remote address, or all of it when it
+// has none; the log clips it.
+func remoteHost(addr string) string {
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		return host
 	}
-	return clip(addr)
+	return addr
 }
 
 // requestIDHandler adds the request id to every record logged with the

@@ -1,10 +1,12 @@
 package server_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/tenon-dev/tenon/metrics"
 	"github.com/tenon-dev/tenon/server"
@@ -29,10 +31,66 @@ func BenchmarkModuleRequestQuiet(b *testing.B) {
 }
 
 // BenchmarkModuleRequestObserved is a module request as `tenon serve`
-// runs it: a JSON request log line and the Prometheus observer.
+// runs it: the request line through the access log and the Prometheus
+// observer.
 func BenchmarkModuleRequestObserved(b *testing.B) {
+	al := server.NewAccessLog(io.Discard, server.AccessLogOptions{})
+	b.Cleanup(func() { _ = al.Close() })
+	benchModule(b, func(c *server.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+		c.AccessLog = al
+		c.Observer = metrics.New(metrics.Options{})
+	})
+}
+
+// BenchmarkModuleRequestObservedSlog writes the request line through
+// slog's JSON handler instead, as the server does without an AccessLog.
+func BenchmarkModuleRequestObservedSlog(b *testing.B) {
 	benchModule(b, func(c *server.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 		c.Observer = metrics.New(metrics.Options{})
 	})
+}
+
+// BenchmarkAccessLogLine is the whole cost of one access log line:
+// encoding, queueing and the writer's share, one line at a time as
+// requests that are slower than the writer log them (no line dropped).
+func BenchmarkAccessLogLine(b *testing.B) {
+	w := &signalWriter{wrote: make(chan struct{}, 1)}
+	al := server.NewAccessLog(w, server.AccessLogOptions{})
+	b.Cleanup(func() { _ = al.Close() })
+	info := server.RequestInfo{ID: "9f86d081884c7d65", Method: "GET", Route: "GET /app/page/{id}", Status: 200, Bytes: 1234, Duration: 1500 * time.Microsecond, ClientKey: "client-a"}
+	at := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		al.Log(at, info, "/app/page/7", "10.0.0.1")
+		<-w.wrote
+	}
+	if al.Dropped() != 0 {
+		b.Fatalf("dropped %d lines", al.Dropped())
+	}
+}
+
+// BenchmarkAccessLogEncode is the encoding of one line alone.
+func BenchmarkAccessLogEncode(b *testing.B) {
+	info := server.RequestInfo{ID: "9f86d081884c7d65", Method: "GET", Route: "GET /app/page/{id}", Status: 200, Bytes: 1234, Duration: 1500 * time.Microsecond, ClientKey: "client-a"}
+	at := time.Now()
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = server.AppendRequestLine(buf[:0], at, info, "/app/page/7", "10.0.0.1")
+	}
+}
+
+// BenchmarkSlogRequestLine is the same line through slog's JSON handler.
+func BenchmarkSlogRequestLine(b *testing.B) {
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		log.LogAttrs(ctx, slog.LevelInfo, "request",
+			slog.String("method", "GET"), slog.String("route", "GET /app/page/{id}"), slog.String("path", "/app/page/7"),
+			slog.Int("status", 200), slog.Int64("bytes", 1234), slog.Float64("duration_ms", 1.5),
+			slog.String("remote", "10.0.0.1"), slog.String("client_key", "client-a"), slog.String("request_id", "9f86d081884c7d65"))
+	}
 }
