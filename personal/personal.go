@@ -60,13 +60,16 @@ type Options struct {
 	Hooks  Hooks
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Fault, when set, is called at the named points of every batch —
+	// "sent" (progress saved, request not sent yet) and "answered"
+	// (answer received, not saved yet) — and an error it returns ends
+	// the step there, as a node killed at that point would. For failure
+	// tests; nil otherwise.
+	Fault func(point string) error
 }
 
 // Reporter runs the cycle. It is safe for one goroutine at a time.
-type Reporter struct {
-	o     Options
-	crash func(point string) error // tests: fail at a named point
-}
+type Reporter struct{ o Options }
 
 // New returns a Reporter.
 func New(o Options) (*Reporter, error) {
@@ -101,10 +104,10 @@ func (r *Reporter) Step(ctx context.Context) error {
 }
 
 func (r *Reporter) point(name string) error {
-	if r.crash == nil {
+	if r.o.Fault == nil {
 		return nil
 	}
-	return r.crash(name)
+	return r.o.Fault(name)
 }
 
 func (r *Reporter) tenant(ctx context.Context, key string) error {
