@@ -67,3 +67,37 @@ func (d *TenantData) Delete(ctx context.Context, key string) error {
 func (d *TenantData) List(ctx context.Context, prefix, after string, limit int) ([]KeyValue, error) {
 	return d.store.ListValues(ctx, d.clientKey, prefix, after, limit)
 }
+
+// PutPersonal stores v under key like Put and records that the value is
+// personal data of accountID: the reporting cycle reports the account to
+// Atlassian, and when Atlassian says the account was closed, tenon erases
+// the value. The store must keep personal data (both stores do).
+func (d *TenantData) PutPersonal(ctx context.Context, accountID, key string, v any) error {
+	ps, ok := d.store.(PersonalDataStore)
+	if !ok {
+		return Errorf(EINTERNAL, "This store does not keep a personal data inventory.")
+	}
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return WrapError(EINVALID, "The value cannot be encoded as JSON.", err)
+	}
+	if err := ValidateValue(raw); err != nil {
+		return err
+	}
+	return ps.PutPersonal(ctx, d.clientKey, accountID, key, raw)
+}
+
+// TouchAccount records that the app stores personal data of accountID in
+// a form of its own (a name in an item, an author field): the account
+// index tenon reports from. When the account is closed, the app's erase
+// hook removes that data (see package personal).
+func (d *TenantData) TouchAccount(ctx context.Context, accountID string) error {
+	ps, ok := d.store.(PersonalDataStore)
+	if !ok {
+		return Errorf(EINTERNAL, "This store does not keep a personal data inventory.")
+	}
+	return ps.TouchAccount(ctx, d.clientKey, accountID)
+}

@@ -47,7 +47,9 @@ type HookedApp interface {
 // run inside tests.
 type Env struct {
 	Stdout, Stderr io.Writer
-	Getenv         func(string) string
+	// Stdin answers confirmation prompts (tenants purge); nil refuses them.
+	Stdin  io.Reader
+	Getenv func(string) string
 	// Environ lists the environment as KEY=value entries, so commands can
 	// refuse a mistyped TENON_ variable (see envnames.go). Nil skips
 	// that check.
@@ -96,6 +98,7 @@ func commands() []command {
 		{"keygen", "create a key file for encrypting secrets at rest", runKeygen},
 		{"keys", "count rows per encryption key; re-seal them under the newest key", runKeys},
 		{"import", "import tenants and their secrets from an ACE or ACSB store, without reinstalls", runImport},
+		{"tenants", "list, show and purge tenants", runTenants},
 		{"jobs", "list queued jobs and dead letters, retry dead ones", runJobs},
 		{"release", "switch the active release of a releases directory, or roll back", runRelease},
 		{"maintenance", "switch maintenance mode on or off for every node", runMaintenance},
@@ -121,7 +124,7 @@ func Main(app App) {
 		// Signals are no longer caught after stop, so a second one
 		// terminates the process with the default action.
 	}()
-	env := Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Environ: os.Environ, Name: filepath.Base(os.Args[0])}
+	env := Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin, Getenv: os.Getenv, Environ: os.Environ, Name: filepath.Base(os.Args[0])}
 	os.Exit(Run(ctx, env, app, os.Args[1:]))
 }
 

@@ -55,6 +55,7 @@ var serveSettings = []setting{
 	{"http-addr", "TENON_HTTP_ADDR", ":80", "With --domains: plain-HTTP listener that answers HTTP-01 challenges and redirects to HTTPS; off disables it."},
 	{"admin-addr", "TENON_ADMIN_ADDR", "127.0.0.1:9090", "Admin listener for /metrics, /livez and /readyz with details; keep it on loopback or a private network; off disables it."},
 	{"trusted-proxies", "TENON_TRUSTED_PROXIES", "", "Comma-separated addresses or networks (CIDR) of the proxies in front of the app; only their X-Forwarded-For/-Proto/-Host headers are believed."},
+	{"retention", "TENON_RETENTION", "30d", "How long an uninstalled tenant's data, tokens, jobs and Forge records are kept before the daily job deletes them for good: days such as 30d, or a duration such as 720h (see docs/DATA_RETENTION_POLICY.md)."},
 	// Backups (see cli/backup.go).
 	{"backup-url", "TENON_BACKUP_URL", "", "Where backups go: file:///directory or s3://bucket/prefix. Serve replicates the SQLite store there continuously and takes snapshots. Empty: no backups."},
 	{"backup-s3-endpoint", "TENON_BACKUP_S3_ENDPOINT", "", "S3-compatible endpoint URL for an s3:// backup URL outside AWS (path-style requests)."},
@@ -104,6 +105,9 @@ type Config struct {
 	AdminAddr      string
 	TrustedProxies []string
 
+	// Retention is how long after uninstall a tenant is purged
+	// (retention_serve.go).
+	Retention time.Duration
 	// Backup configures replication, snapshots and drills (cli/backup.go).
 	Backup BackupConfig
 
@@ -286,6 +290,9 @@ func buildConfig(vals values, src map[string]string) (*Config, error) {
 		add("--job-workers / TENON_JOB_WORKERS must be a number from 0 to 1000")
 	} else if c.JobWorkers == 0 {
 		c.JobWorkers = -1 // this node only queues; other nodes process
+	}
+	if c.Retention, err = ParseRetention(vals["retention"]); err != nil {
+		add("--retention / TENON_RETENTION: %v", err)
 	}
 	if c.JobPoll, err = time.ParseDuration(vals["job-poll"]); err != nil || c.JobPoll <= 0 {
 		add("--job-poll / TENON_JOB_POLL must be a positive duration such as 1s")

@@ -44,8 +44,9 @@ func runServe(ctx context.Context, env Env, app App, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer bk.close()             // before the store closes: ships what is committed
-	proc, err := startProcess(b) // SIGHUP upgrades, draining, PID file: upgrade.go
+	defer bk.close()                   // before the store closes: ships what is committed
+	defer startDataJobs(ctx, b, app)() // retention_serve.go
+	proc, err := startProcess(b)       // SIGHUP upgrades, draining, PID file: upgrade.go
 	if err != nil {
 		return err
 	}

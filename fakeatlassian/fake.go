@@ -92,6 +92,7 @@ type Fake struct {
 	calls     []Call
 	callSeq   int64
 	knobs     knobs
+	personal  personalState // personal.go
 
 	hooks webhookQueue
 

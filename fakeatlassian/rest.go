@@ -57,7 +57,7 @@ func (f *Fake) serveSite(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found (this "+s.info.Product+" site lives at "+s.info.BaseURL+")", http.StatusNotFound)
 		return
 	}
-	if strings.HasPrefix(rel, "/rest/") {
+	if strings.HasPrefix(rel, "/rest/") || rel == reportAccountsPath {
 		note.kind = KindREST
 		f.serveREST(w, r, s, rel)
 		return
@@ -85,7 +85,7 @@ func (f *Fake) serveREST(w http.ResponseWriter, r *http.Request, s *siteState, r
 func (f *Fake) routeREST(w http.ResponseWriter, r *http.Request, s *siteState, rel string, c *caller) {
 	note := noteOf(r)
 	note.app, note.accountID, note.auth = c.appKey, c.accountID, c.auth
-	if path.Clean(rel) != rel {
+	if path.Clean(rel) != rel && rel != reportAccountsPath { // the reporting API ends in /
 		writeProductError(w, s.info.Product, http.StatusNotFound, "No REST resource at "+rel)
 		return
 	}
@@ -158,6 +158,7 @@ func (f *Fake) buildRESTRouters() {
 
 // connectRoutes are the Connect APIs both products have.
 func (f *Fake) connectRoutes(mux *http.ServeMux) {
+	mux.Handle("POST "+reportAccountsPath, f.restHandler("", f.restReportAccounts)) // personal.go
 	mux.Handle("GET /rest/atlassian-connect/1/addons/{appKey}", f.restHandler("", f.restAddon))
 	mux.Handle("GET /rest/atlassian-connect/1/addons/{appKey}/properties", f.restHandler("", f.restAppPropertyKeys))
 	for _, m := range []string{"GET", "PUT", "DELETE"} {

@@ -299,12 +299,22 @@ func (u *userTokens) fetch(ctx context.Context, t *Tenant) (string, error) {
 		return "", err
 	}
 	if u.store != nil {
-		if err := u.store.PutToken(ctx, key, tok, exp); err != nil {
+		if err := u.put(ctx, t, key, tok, exp); err != nil {
 			u.log.WarnContext(ctx, "hostclient: storing a user token failed", "client_key", t.clientKey, "err", err)
 		}
 	}
 	u.remember(key, tok, exp, now)
 	return tok, nil
+}
+
+// put caches a user token in the store, naming its owner when the store
+// keeps owners, so erasing a closed account or purging the tenant finds
+// the token under its hashed key.
+func (u *userTokens) put(ctx context.Context, t *Tenant, key, tok string, exp time.Time) error {
+	if owned, ok := u.store.(tenon.OwnedTokenCache); ok {
+		return owned.PutOwnedToken(ctx, key, tenon.TokenOwner{ClientKey: t.clientKey, AccountID: t.user.accountID}, tok, exp)
+	}
+	return u.store.PutToken(ctx, key, tok, exp)
 }
 
 // userAssertion is the JWT the app trades for a user token (PROTOCOL §5).

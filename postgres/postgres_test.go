@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,6 +144,12 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			return raw
+		},
+		Rows: func(t *testing.T, s tenon.Store, needle string) map[string]int {
+			mu.Lock()
+			dsn := dsns[s]
+			mu.Unlock()
+			return rowsMentioning(t, dsn, needle)
 		},
 		Outage: outage(pgtest.Fast),
 		Reopen: func(t *testing.T, s tenon.Store, box tenon.SecretBox, now func() time.Time) tenon.Store {
@@ -376,4 +383,56 @@ func TestWrongKeyringRefuses(t *testing.T) {
 	if strings.Contains(err.Error(), in.SharedSecret) {
 		t.Error("the error reveals the secret")
 	}
+}
+
+// rowsMentioning counts, in every table of the store's schema that
+// information_schema lists, the rows whose text form, or one of whose
+// bytea columns, contains needle.
+func rowsMentioning(t *testing.T, dsn, needle string) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT t.table_name, coalesce(string_agg(c.column_name, ',') FILTER (WHERE c.data_type = 'bytea'), '')
+		FROM information_schema.tables t JOIN information_schema.columns c USING (table_schema, table_name)
+		WHERE t.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+		GROUP BY t.table_name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols := map[string]string{}
+	for rows.Next() {
+		var table, bytea string
+		if err := rows.Scan(&table, &bytea); err != nil {
+			t.Fatal(err)
+		}
+		cols[table] = bytea
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cols) < 10 {
+		t.Fatalf("the schema lists only %d tables: %v", len(cols), cols)
+	}
+	out := map[string]int{}
+	for table, bytea := range cols {
+		conds := []string{"position($1 in r::text) > 0"}
+		for _, c := range strings.Split(bytea, ",") {
+			if c != "" {
+				conds = append(conds, fmt.Sprintf("position(convert_to($1, 'UTF8') in r.%s) > 0", pgx.Identifier{c}.Sanitize()))
+			}
+		}
+		var n int
+		q := fmt.Sprintf("SELECT count(*) FROM %s r WHERE %s", pgx.Identifier{table}.Sanitize(), strings.Join(conds, " OR "))
+		if err := conn.QueryRow(ctx, q, needle).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if n > 0 {
+			out[table] = n
+		}
+	}
+	return out
 }

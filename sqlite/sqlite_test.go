@@ -94,6 +94,12 @@ func TestConformance(t *testing.T) {
 			}
 			return b.String()
 		},
+		Rows: func(t *testing.T, s tenon.Store, needle string) map[string]int {
+			mu.Lock()
+			path := paths[s]
+			mu.Unlock()
+			return rowsMentioning(t, rawDB(t, path), needle)
+		},
 		// A closed store is the outage SQLite can have underneath a
 		// running program; busy, full and failing disks have their own
 		// tests (unavailable_test.go).
@@ -234,4 +240,46 @@ func TestClosedStoreFails(t *testing.T) {
 	if _, err := s.Installation(context.Background(), "a"); err == nil {
 		t.Error("Installation on a closed store succeeded")
 	}
+}
+
+// rowsMentioning counts, in every table sqlite_master lists, the rows with
+// a column whose text (BLOBs read as text) contains needle.
+func rowsMentioning(t *testing.T, db *sql.DB, needle string) map[string]int {
+	t.Helper()
+	rows, err := db.Query(`SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+		WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols := map[string][]string{}
+	for rows.Next() {
+		var table, col string
+		if err := rows.Scan(&table, &col); err != nil {
+			t.Fatal(err)
+		}
+		cols[table] = append(cols[table], col)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	if len(cols) < 10 {
+		t.Fatalf("the schema lists only %d tables: %v", len(cols), cols)
+	}
+	out := map[string]int{}
+	for table, cs := range cols {
+		var conds []string
+		for _, c := range cs {
+			conds = append(conds, fmt.Sprintf("instr(CAST(%q AS TEXT), ?1) > 0", c))
+		}
+		var n int
+		q := fmt.Sprintf("SELECT count(*) FROM %q WHERE %s", table, strings.Join(conds, " OR "))
+		if err := db.QueryRow(q, needle).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if n > 0 {
+			out[table] = n
+		}
+	}
+	return out
 }

@@ -40,6 +40,11 @@ type Options struct {
 	// implements tenon.Resealer must set it.
 	Reopen func(t *testing.T, s tenon.Store, box tenon.SecretBox, now func() time.Time) tenon.Store
 
+	// Rows counts the rows naming a text in every table of the schema;
+	// the purge case needs it to prove nothing of a purged tenant is
+	// left. Nil skips that case.
+	Rows RowsFunc
+
 	// Short skips the slowest cases (those writing over a thousand values).
 	// Run also skips them under go test -short.
 	Short bool
@@ -113,6 +118,10 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 		{"Reseal", s.testReseal},
 		{"Data/Update", s.testUpdate},
 		{"Import", s.testImport},
+		{"Personal", s.testPersonal},
+		{"Audit", s.testAudit},
+		{"Retention/Purge", s.testPurge},
+		{"Retention/Due", s.testRetentionDue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -164,6 +164,16 @@ func (a *App) update(ctx context.Context, p *tenon.Principal, issueKey string, f
 	if err != nil {
 		return nil, err
 	}
+	// Items name their author: the account goes into the personal data
+	// inventory tenon reports to Atlassian.
+	for _, it := range doc.Items {
+		if it.CreatedBy != "" && it.CreatedBy == p.AccountID {
+			if err := p.Data().TouchAccount(ctx, p.AccountID); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
 	return doc, nil
 }
 
