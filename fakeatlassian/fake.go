@@ -92,6 +92,7 @@ type Fake struct {
 	calls     []Call
 	callSeq   int64
 	knobs     knobs
+	limits    rateLimiter // points-based rate limits (ratelimit.go)
 
 	hooks webhookQueue
 
