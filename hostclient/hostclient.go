@@ -192,6 +192,10 @@ func New(appKey string, opts Options) *Client {
 		if p.Now == nil {
 			p.Now = c.now
 		}
+		if bs, ok := opts.Tokens.(tenon.BudgetStore); ok && p.Budget.Store == nil {
+			// The Store shares the rate-limit budget between nodes.
+			p.Budget.Store = bs
+		}
 		c.res = NewResilience(p)
 	}
 	c.rt = c.res.Wrap(base)
