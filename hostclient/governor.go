@@ -161,7 +161,7 @@ type Governor struct {
 
 	mu        sync.Mutex
 	products  map[string]*pool
-	endpoints map[string]time.Time // site + " " + method + " " + endpoint → paused until
+	endpoints map[string]endpointPause // site + " " + method + " " + endpoint
 	gates     map[string]*issueGate
 	swept     time.Time
 }
@@ -200,6 +200,12 @@ type share struct {
 	window     time.Time // resetAt of the window spent counts
 }
 
+// endpointPause is a pause of one endpoint of one tenant after a burst 429.
+type endpointPause struct {
+	until  time.Time
+	reason string
+}
+
 // issueGate serialises the writes to one issue after a per-issue 429.
 type issueGate struct {
 	sem       chan struct{}
@@ -209,7 +215,7 @@ type issueGate struct {
 
 func newGovernor(b BudgetPolicy, now func() time.Time, obs tenon.Observer) *Governor {
 	g := &Governor{b: b.withDefaults(), now: now, products: map[string]*pool{},
-		endpoints: map[string]time.Time{}, gates: map[string]*issueGate{}}
+		endpoints: map[string]endpointPause{}, gates: map[string]*issueGate{}}
 	g.rateO, _ = obs.(tenon.RateObserver)
 	return g
 }
@@ -301,9 +307,9 @@ func (g *Governor) admit(ctx context.Context, tgt Target, req *http.Request, max
 		return admission{until: p.pausedUntil, reason: p.pauseReason, maxWait: maxPause, release: nop}, nil
 	}
 	endpoint := endpointOf(req.URL.Path)
-	if until, ok := g.endpoints[tgt.Site+" "+req.Method+" "+endpoint]; ok && now.Before(until) {
+	if ep, ok := g.endpoints[tgt.Site+" "+req.Method+" "+endpoint]; ok && now.Before(ep.until) {
 		g.mu.Unlock()
-		return admission{until: until, reason: tgt.Product + "-" + limitBurst, maxWait: maxPause, release: nop}, nil
+		return admission{until: ep.until, reason: ep.reason, maxWait: maxPause, release: nop}, nil
 	}
 	var gate *issueGate
 	if issue := issueOf(req); issue != "" {
@@ -413,8 +419,8 @@ func (g *Governor) sweepLocked(now time.Time) {
 		return
 	}
 	g.swept = now
-	for k, until := range g.endpoints {
-		if !now.Before(until) {
+	for k, ep := range g.endpoints {
+		if !now.Before(ep.until) {
 			delete(g.endpoints, k)
 		}
 	}
@@ -532,8 +538,8 @@ func (g *Governor) observe(ctx context.Context, tgt Target, req *http.Request, r
 		wait := g.waitOf(h, now, skew, nil, g.b.BurstPause, p.product, reason)
 		key := tgt.Site + " " + req.Method + " " + endpointOf(req.URL.Path)
 		g.mu.Lock()
-		if until := now.Add(wait); until.After(g.endpoints[key]) {
-			g.endpoints[key] = until
+		if until := now.Add(wait); until.After(g.endpoints[key].until) {
+			g.endpoints[key] = endpointPause{until: until, reason: reason}
 		}
 		g.mu.Unlock()
 		g.b.Logger.Debug("hostclient: pausing one endpoint of a tenant after a burst limit", "site", tgt.Site, "endpoint", key, "for", wait)
