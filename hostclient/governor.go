@@ -726,16 +726,22 @@ func structuredList(v string) map[string]map[string]int64 {
 // the node goes on with its own view.
 func (g *Governor) syncIfDue(ctx context.Context, product string, now time.Time, force bool) {
 	st := g.b.Store
-	if st == nil {
-		return
-	}
 	g.mu.Lock()
 	p := g.pool(product)
 	if p.syncing || (!force && now.Sub(p.lastSync) < g.b.SyncEvery) {
 		g.mu.Unlock()
 		return
 	}
-	p.syncing, p.lastSync = true, now
+	p.lastSync = now
+	if st == nil {
+		top := g.topLocked(p)
+		g.mu.Unlock()
+		if g.rateO != nil && len(top) > 0 {
+			g.rateO.ObserveTenantShares(p.product, top)
+		}
+		return
+	}
+	p.syncing = true
 	mine := tenon.RateBudget{Remaining: -1, PausedUntil: p.pausedUntil, PauseReason: p.pauseReason}
 	if p.known {
 		mine.Limit, mine.Remaining, mine.ResetAt, mine.ObservedAt = p.limit, p.remaining, p.resetAt, p.observedAt
