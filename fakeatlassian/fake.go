@@ -93,6 +93,7 @@ type Fake struct {
 	callSeq   int64
 	knobs     knobs
 	personal  personalState // personal.go
+	limits    rateLimiter   // points-based rate limits (ratelimit.go)
 
 	hooks webhookQueue
 

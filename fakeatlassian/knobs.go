@@ -142,6 +142,7 @@ func (f *Fake) applyKnobs(w http.ResponseWriter, r *http.Request, product string
 	case http.StatusTooManyRequests:
 		secs := int(math.Ceil(retryAfter.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		w.Header().Set("Date", f.now().UTC().Format(http.TimeFormat))
 		w.Header().Set("X-RateLimit-Reset", f.now().Add(retryAfter).UTC().Format(time.RFC3339))
 		w.Header().Set("RateLimit-Reason", "jira-burst-based")
 		writeProductError(w, product, status, "Rate limit exceeded.")

@@ -96,8 +96,12 @@ func (f *Fake) routeREST(w http.ResponseWriter, r *http.Request, s *siteState, r
 	r2 := r.Clone(context.WithValue(r.Context(), restKey{}, &restRequest{site: s, caller: c}))
 	r2.URL.Path = rel
 	r2.URL.RawPath = ""
-	if _, pattern := mux.Handler(r2); pattern == "" {
+	_, pattern := mux.Handler(r2)
+	if pattern == "" {
 		writeProductError(w, s.info.Product, http.StatusNotFound, "No REST resource at "+r.Method+" "+rel)
+		return
+	}
+	if f.applyRateLimits(w, r, s, c.appKey, pattern, rel) {
 		return
 	}
 	mux.ServeHTTP(w, r2)

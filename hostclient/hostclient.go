@@ -192,6 +192,10 @@ func New(appKey string, opts Options) *Client {
 		if p.Now == nil {
 			p.Now = c.now
 		}
+		if bs, ok := opts.Tokens.(tenon.BudgetStore); ok && p.Budget.Store == nil {
+			// The Store shares the rate-limit budget between nodes.
+			p.Budget.Store = bs
+		}
 		c.res = NewResilience(p)
 	}
 	c.rt = c.res.Wrap(base)
@@ -576,7 +580,11 @@ func ResponseError(site, method, path string, resp *http.Response, now time.Time
 		code, msg = tenon.ECONFLICT, "The product reported a conflict."
 	case s == http.StatusTooManyRequests:
 		code, msg = tenon.EUNAVAILABLE, "The product is rate limiting the app; try again later."
-		cause = &RateLimitedError{Site: site, Until: until, Reason: resp.Header.Get("RateLimit-Reason"), Err: ae}
+		reason := resp.Header.Get("RateLimit-Reason")
+		if reason == "" {
+			reason = resp.Header.Get("X-Beta-RateLimit-Reason")
+		}
+		cause = &RateLimitedError{Site: site, Until: until, Reason: reason, Err: ae}
 	case s >= 500:
 		code, msg = tenon.EUNAVAILABLE, "The product is unavailable; try again later."
 		cause = &UnavailableError{Site: site, Reason: ReasonStatus, Until: until, Err: ae}
@@ -587,7 +595,8 @@ func ResponseError(site, method, path string, resp *http.Response, now time.Time
 }
 
 // RetryAfter reads Retry-After (seconds or an HTTP date) and, failing
-// that, X-RateLimit-Reset (an RFC 3339 time). Past times give zero.
+// that, X-RateLimit-Reset (an RFC 3339 time, or Atlassian's
+// minute-precision 2006-01-02T15:04Z). Past times give zero.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
 		if secs, err := strconv.ParseInt(v, 10, 32); err == nil {
@@ -597,10 +606,8 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 			return at.Sub(now)
 		}
 	}
-	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
-		if at, err := time.Parse(time.RFC3339, v); err == nil && at.After(now) {
-			return at.Sub(now)
-		}
+	if at, ok := parseResetTime(h.Get("X-RateLimit-Reset")); ok && at.After(now) {
+		return at.Sub(now)
 	}
 	return 0
 }

@@ -86,6 +86,10 @@ type Policy struct {
 	// Observer receives one tenon.OutboundCall per attempt, and one per
 	// call refused without an attempt. Default tenon.NopObserver.
 	Observer tenon.Observer
+	// Budget configures the Governor, which keeps the app within the
+	// products' points-based rate limits across tenants and nodes; see
+	// BudgetPolicy.
+	Budget BudgetPolicy
 	// Now, Sleep and Rand are the clock, the wait between attempts and the
 	// jitter source ([0,1)); tests replace them. Sleep must return early
 	// with ctx's error when ctx ends.
@@ -245,7 +249,8 @@ func idempotent(r *http.Request) bool {
 // by http.Client). A Resilience is safe for concurrent use; share one per
 // process and product API so its view of each site is complete.
 type Resilience struct {
-	p Policy
+	p   Policy
+	gov *Governor // nil when Policy.Budget.Off
 
 	mu      sync.Mutex
 	sites   map[string]*site
@@ -254,8 +259,15 @@ type Resilience struct {
 
 // NewResilience returns a Resilience applying p.
 func NewResilience(p Policy) *Resilience {
-	return &Resilience{p: p.withDefaults(), sites: make(map[string]*site)}
+	rs := &Resilience{p: p.withDefaults(), sites: make(map[string]*site)}
+	if !rs.p.Budget.Off {
+		rs.gov = newGovernor(rs.p.Budget, rs.p.Now, rs.p.Observer)
+	}
+	return rs
 }
+
+// Governor returns the Resilience's Governor, nil when Policy.Budget.Off.
+func (rs *Resilience) Governor() *Governor { return rs.gov }
 
 // Policy returns the policy in force, defaults filled in.
 func (rs *Resilience) Policy() Policy { return rs.p }
@@ -348,7 +360,7 @@ func (t *resilientTransport) RoundTrip(req *http.Request) (*http.Response, error
 	p := &t.rs.p
 	tgt := targetOf(req)
 	s := t.rs.site(tgt.Site)
-	c := call{p: p, s: s, tgt: tgt, next: t.next, req: req}
+	c := call{p: p, s: s, gov: t.rs.gov, tgt: tgt, next: t.next, req: req}
 
 	ctx := req.Context()
 	var cancel context.CancelFunc
@@ -373,6 +385,7 @@ func (t *resilientTransport) RoundTrip(req *http.Request) (*http.Response, error
 type call struct {
 	p    *Policy
 	s    *site
+	gov  *Governor
 	tgt  Target
 	next http.RoundTripper
 	req  *http.Request
@@ -421,19 +434,26 @@ func (c *call) run() (*http.Response, error) {
 			c.observe(attempt, 0, 0, "breaker_open")
 			return nil, &UnavailableError{Site: c.tgt.Site, Reason: ReasonBreakerOpen, Until: until}
 		}
+		release, err := c.govern(attempt)
+		if err != nil {
+			return nil, err
+		}
 		if err := c.s.acquire(c.ctx); err != nil {
+			release()
 			c.observe(attempt, 0, 0, "timeout")
 			return nil, c.waitError(ReasonBusy, err)
 		}
 		probe, until, ok := c.s.admit(p.Now(), p)
 		if !ok {
 			c.s.release()
+			release()
 			c.observe(attempt, 0, 0, "breaker_open")
 			return nil, &UnavailableError{Site: c.tgt.Site, Reason: ReasonBreakerOpen, Until: until}
 		}
 		req, err := c.attemptRequest(attempt)
 		if err != nil {
 			c.s.release()
+			release()
 			c.s.record(probe, neutral, p.Now(), p)
 			return nil, err
 		}
@@ -443,10 +463,16 @@ func (c *call) run() (*http.Response, error) {
 		resp, err := c.next.RoundTrip(req)
 		elapsed := p.Now().Sub(start)
 		c.s.release()
+		release()
 
 		v := c.verdict(resp, err)
 		c.s.record(probe, v, p.Now(), p)
-		if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+		switch {
+		case resp != nil && c.gov != nil:
+			if g := c.gov.observe(c.ctx, c.tgt, req, resp); !g.siteUntil.IsZero() {
+				c.s.limitTill(g.siteUntil, g.reason)
+			}
+		case resp != nil && resp.StatusCode == http.StatusTooManyRequests:
 			if ra := RetryAfter(resp.Header, p.Now()); ra > 0 {
 				c.s.limitTill(p.Now().Add(ra), resp.Header.Get("RateLimit-Reason"))
 			}
@@ -469,6 +495,40 @@ func (c *call) run() (*http.Response, error) {
 			return nil, c.waitError(ReasonTimeout, err)
 		}
 	}
+}
+
+// govern asks the Governor whether the attempt may go, waiting for it
+// when that fits the deadline and the governor's bound. It returns the
+// function that frees what the attempt holds (an issue's write gate).
+func (c *call) govern(attempt int) (func(), error) {
+	if c.gov == nil {
+		return nop, nil
+	}
+	var notBefore time.Time
+	var last admission
+	for range 3 {
+		adm, err := c.gov.admit(c.ctx, c.tgt, c.req, c.p.MaxRetryAfter, notBefore)
+		if err != nil {
+			c.observe(attempt, 0, 0, "timeout")
+			return nil, c.waitError(ReasonTimeout, err)
+		}
+		wait := adm.until.Sub(later(c.p.Now(), notBefore))
+		if adm.until.IsZero() || wait <= 0 {
+			return adm.release, nil
+		}
+		last = adm
+		if wait > adm.maxWait || !c.fits(wait) {
+			c.observe(attempt, 0, 0, "rate_limited")
+			return nil, &RateLimitedError{Site: c.tgt.Site, Until: adm.until, Reason: adm.reason}
+		}
+		if err := c.p.Sleep(c.ctx, wait+c.jitter()); err != nil {
+			c.observe(attempt, 0, 0, "timeout")
+			return nil, c.waitError(ReasonTimeout, err)
+		}
+		notBefore = adm.until
+	}
+	c.observe(attempt, 0, 0, "rate_limited")
+	return nil, &RateLimitedError{Site: c.tgt.Site, Until: last.until, Reason: last.reason}
 }
 
 // waitError is the error of a wait (for a slot, a rate limit, a back-off)

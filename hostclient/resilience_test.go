@@ -358,7 +358,7 @@ func TestRateLimitedSiteIsLeftAlone(t *testing.T) {
 	s := newSite(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n == 1 {
 			w.Header().Set("Retry-After", "30")
-			w.Header().Set("RateLimit-Reason", "jira-quota-global-based")
+			w.Header().Set("RateLimit-Reason", "jira-quota-tenant-based")
 			w.WriteHeader(http.StatusTooManyRequests)
 		}
 	})
@@ -376,7 +376,7 @@ func TestRateLimitedSiteIsLeftAlone(t *testing.T) {
 	_, err := h.do(ctx, "POST", s.srv.URL, nil, nil)
 	var rl *hostclient.RateLimitedError
 	if !errors.As(err, &rl) || !errors.Is(err, hostclient.ErrRateLimited) || !rl.Until.Equal(until) || rl.Err != nil ||
-		rl.Reason != "jira-quota-global-based" {
+		rl.Reason != "jira-quota-tenant-based" {
 		t.Fatalf("second call: %v; want a *RateLimitedError until %v, not sent", err, until)
 	}
 	if n := s.hits.Load(); n != 1 {

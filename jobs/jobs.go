@@ -457,7 +457,9 @@ func (r *Runner) run(ctx context.Context, q *queue, j tenon.Job) {
 		return
 	}
 	hctx, cancel := context.WithTimeout(ctx, q.timeout)
-	err := call(hctx, q.handler, j)
+	// Calls to products from a job yield to interactive ones when the
+	// rate-limit budget runs low.
+	err := call(tenon.WithBackgroundWork(hctx), q.handler, j)
 	cancel()
 	switch {
 	case err == nil:

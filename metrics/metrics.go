@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,11 +67,18 @@ type Metrics struct {
 	retries   *prometheus.CounterVec
 	queueJobs *prometheus.GaugeVec
 	queueAge  *prometheus.GaugeVec
+
+	budgetLeft *prometheus.GaugeVec
+	budgetNear *prometheus.GaugeVec
+	pauses     *prometheus.CounterVec
+	topShareMu sync.Mutex
+	topShare   *prometheus.GaugeVec
 }
 
 var (
 	_ server.RequestObserver = (*Metrics)(nil)
 	_ tenon.Observer         = (*Metrics)(nil)
+	_ tenon.RateObserver     = (*Metrics)(nil)
 )
 
 // New returns Metrics with a registry of its own, holding tenon's series
@@ -113,6 +121,23 @@ func New(opts Options) *Metrics {
 		Help: "Age of the oldest pending job, by queue; 0 when none is pending.",
 	}, []string{"queue"})
 
+	m.budgetLeft = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tenon_outbound_budget_remaining_points",
+		Help: "Points left in a product's rate-limit quota pool as its last answer said, by product and policy (global-app-quota, tenant-app-quota).",
+	}, []string{"product", "policy"})
+	m.budgetNear = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tenon_outbound_budget_near_limit",
+		Help: "1 when the product's last answer said the app is near a rate limit, by product and policy.",
+	}, []string{"product", "policy"})
+	m.pauses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tenon_outbound_rate_limit_pauses_total",
+		Help: "Pauses of calls to a product after a 429, by product, scope (product, tenant) and reason (RateLimit-Reason).",
+	}, []string{"product", "scope", "reason"})
+	m.topShare = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tenon_outbound_budget_top_tenant_share",
+		Help: "Share of the points spent this quota window by the few tenants that spent most, by product and tenant site; only the top tenants have a series.",
+	}, []string{"product", "tenant"})
+
 	version, revision, goVersion := buildInfo(opts.Version, opts.Revision)
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "tenon_build_info",
@@ -123,6 +148,7 @@ func New(opts Options) *Metrics {
 
 	m.reg.MustRegister(
 		m.requests, m.lifecycle, m.outbound, m.retries, m.queueJobs, m.queueAge, buildInfo,
+		m.budgetLeft, m.budgetNear, m.pauses, m.topShare,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -183,6 +209,51 @@ func (m *Metrics) ObserveQueue(s tenon.QueueStats) {
 	m.queueJobs.WithLabelValues(s.Queue, "running").Set(float64(s.Running))
 	m.queueJobs.WithLabelValues(s.Queue, "dead").Set(float64(s.Dead))
 	m.queueAge.WithLabelValues(s.Queue).Set(s.OldestAge.Seconds())
+}
+
+// ObserveRateBudget implements tenon.RateObserver.
+func (m *Metrics) ObserveRateBudget(b tenon.RateBudgetStats) {
+	policy := rateLabel(b.Policy)
+	m.budgetLeft.WithLabelValues(rateLabel(b.Product), policy).Set(float64(b.Remaining))
+	near := 0.0
+	if b.NearLimit {
+		near = 1
+	}
+	m.budgetNear.WithLabelValues(rateLabel(b.Product), policy).Set(near)
+}
+
+// ObserveRatePause implements tenon.RateObserver: it counts pauses as
+// they start.
+func (m *Metrics) ObserveRatePause(p tenon.RatePause) {
+	if p.Start {
+		m.pauses.WithLabelValues(rateLabel(p.Product), rateLabel(p.Scope), rateLabel(p.Reason)).Inc()
+	}
+}
+
+// ObserveTenantShares implements tenon.RateObserver: the product's series
+// are replaced by the top tenants given, so they stay few.
+func (m *Metrics) ObserveTenantShares(product string, top []tenon.TenantShare) {
+	product = rateLabel(product)
+	m.topShareMu.Lock()
+	defer m.topShareMu.Unlock()
+	m.topShare.DeletePartialMatch(prometheus.Labels{"product": product})
+	for i, s := range top {
+		if i == 10 {
+			break
+		}
+		m.topShare.WithLabelValues(product, s.Tenant).Set(s.Used)
+	}
+}
+
+// rateLabel bounds a label value that comes from a product's header.
+func rateLabel(v string) string {
+	switch {
+	case v == "":
+		return "unknown"
+	case len(v) > 64:
+		return v[:64]
+	}
+	return v
 }
 
 // WatchCertificates adds tenon_tls_certificate_expiry_timestamp_seconds,

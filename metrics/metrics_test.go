@@ -253,3 +253,33 @@ func TestRegistriesAreIndependent(t *testing.T) {
 		t.Errorf("a request observed by one Metrics shows in another")
 	}
 }
+
+func TestRateObserver(t *testing.T) {
+	m := metrics.New(metrics.Options{})
+	m.ObserveRateBudget(tenon.RateBudgetStats{Product: "jira", Policy: "global-app-quota", Limit: 100, Remaining: 17, NearLimit: true})
+	m.ObserveRatePause(tenon.RatePause{Product: "jira", Scope: "product", Reason: "jira-quota-global-based", Start: true})
+	m.ObserveRatePause(tenon.RatePause{Product: "jira", Scope: "product", Reason: "jira-quota-global-based"})
+	m.ObserveTenantShares("jira", []tenon.TenantShare{{Tenant: "a", Used: 0.5}, {Tenant: "b", Used: 0.25}})
+	m.ObserveTenantShares("jira", []tenon.TenantShare{{Tenant: "c", Used: 0.75}})
+	for _, want := range []string{
+		`tenon_outbound_budget_remaining_points{policy="global-app-quota",product="jira"} 17`,
+		`tenon_outbound_budget_near_limit{policy="global-app-quota",product="jira"} 1`,
+		`tenon_outbound_rate_limit_pauses_total{product="jira",reason="jira-quota-global-based",scope="product"} 1`,
+		`tenon_outbound_budget_top_tenant_share{product="jira",tenant="c"} 0.75`,
+	} {
+		if body := scrape(t, m); !strings.Contains(body, want) {
+			t.Errorf("no %s in\n%s", want, body)
+		}
+	}
+	if body := scrape(t, m); strings.Contains(body, `tenant="a"`) {
+		t.Errorf("a tenant that left the top still has a series")
+	}
+}
+
+// scrape returns what the metrics handler serves.
+func scrape(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}

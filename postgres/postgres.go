@@ -136,6 +136,11 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig, schema string, logger *sl
 		goose.WithSessionLocker(advisoryLocker{id: migrationLockID(schema)}),
 		goose.WithSlog(storeutil.MigrationLogger(logger)),
 		goose.WithVerbose(true),
+		// Migrations are numbered as features land, not always in order
+		// (a database may have 00011 before 00009 arrives); each one is
+		// independent of the numbers around it, so a missing lower one is
+		// applied rather than refused.
+		goose.WithAllowOutofOrder(true),
 	)
 	if err != nil {
 		return err

@@ -110,6 +110,7 @@ func Run(t *testing.T, open OpenFunc, opts Options) {
 		{"Data/Concurrent", s.testDataConcurrent},
 		{"Jobs", s.testJobs},
 		{"KV", s.testKV},
+		{"Budget", s.testBudget},
 		{"Tokens", s.testTokens},
 		{"Settings", s.testSettings},
 		{"Forge", s.testForge},
