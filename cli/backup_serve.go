@@ -64,15 +64,20 @@ func restoreIfEmpty(ctx context.Context, cfg *Config, logger *slog.Logger) error
 	return nil
 }
 
-// backups is what serve runs for backups: continuous replication, the
-// snapshot and drill schedules, and their metrics. SQLite is one node, so
-// this node is the one that takes them.
+// backups is what serve runs for backups: continuous replication (on
+// PostgreSQL, the watch of WAL archiving), the snapshot and drill
+// schedules, and their metrics.
 type backups struct {
 	kit    *backupKit
 	rep    backup.Replication
 	b      *Backend
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// isLeader says whether this node runs the scheduled snapshots and
+	// drills. A SQLite store has one node, which always leads; several
+	// nodes on one PostgreSQL database must agree on one, so whoever
+	// elects a leader sets this before the first check (default: lead).
+	isLeader func() bool
 
 	mu                                    sync.Mutex
 	lastSnapshot, lastDrill               time.Time
@@ -94,7 +99,7 @@ func startBackups(ctx context.Context, b *Backend) (*backups, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (check --backup-url and the S3 settings; tenon backup list tests them)", err)
 	}
-	k := &backups{kit: kit, rep: rep, b: b}
+	k := &backups{kit: kit, rep: rep, b: b, isLeader: func() bool { return true }}
 	k.register()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	k.cancel = cancel
@@ -132,7 +137,7 @@ func (k *backups) every(ctx context.Context, interval time.Duration, last func()
 		t := time.NewTicker(check)
 		defer t.Stop()
 		for {
-			if time.Since(last()) >= interval {
+			if time.Since(last()) >= interval && k.isLeader() {
 				job(ctx)
 			}
 			select {
@@ -145,7 +150,13 @@ func (k *backups) every(ctx context.Context, interval time.Duration, last func()
 }
 
 func (k *backups) snapshot(ctx context.Context) {
-	man, err := k.kit.mgr.Snapshot(ctx)
+	var man *backup.Manifest
+	var err error
+	if k.kit.pg != nil {
+		_, man, err = k.kit.pgSnapshot(ctx)
+	} else {
+		man, err = k.kit.mgr.Snapshot(ctx)
+	}
 	if err != nil {
 		k.b.Logger.Error("scheduled snapshot failed; it is retried at the next check, or run tenon backup", "error", err)
 		return
@@ -161,8 +172,13 @@ func (k *backups) snapshot(ctx context.Context) {
 }
 
 func (k *backups) drill(ctx context.Context) {
-	scratch := filepath.Join(dirOf(k.kit.db), ".tenon-drill")
-	rep, err := k.kit.drill(ctx, k.b.Store, scratch, "", 20, k.rep.Sync)
+	var rep *backup.DrillReport
+	var err error
+	if k.kit.pg != nil {
+		rep, err = k.kit.pgDrill(ctx, k.b.Store, "", 20, k.rep.Sync)
+	} else {
+		rep, err = k.kit.drill(ctx, k.b.Store, filepath.Join(dirOf(k.kit.db), ".tenon-drill"), "", 20, k.rep.Sync)
+	}
 	if err != nil || !rep.OK {
 		k.b.Logger.Error("restore drill failed: the backups may not restore; run tenon drill for the report", "error", err, "problems", rep.Problems)
 	} else {
