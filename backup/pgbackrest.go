@@ -343,11 +343,13 @@ func (e *PgBackRest) Replicate(ctx context.Context) (Replication, error) {
 type archiveWatch struct {
 	e *PgBackRest
 
-	mu      sync.Mutex // guards conn, pending, synced, err
+	connMu  sync.Mutex // guards conn and pending: one poll at a time
 	conn    *pgx.Conn
 	pending []walMark
-	synced  time.Time
-	err     error
+
+	mu     sync.Mutex // guards synced and err, so Status never waits on the database
+	synced time.Time
+	err    error
 
 	stop, done chan struct{}
 	closeOnce  sync.Once
@@ -387,20 +389,32 @@ func (w *archiveWatch) poll(ctx context.Context) error {
 // mark notes (now, current segment), switching to a new segment first
 // when switch is set, and advances synced from the archiver.
 func (w *archiveWatch) mark(ctx context.Context, switchWAL bool) (walMark, error) {
+	w.connMu.Lock()
+	defer w.connMu.Unlock()
+	m, synced, err := w.read(ctx, switchWAL)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.err = err
+	if synced.After(w.synced) {
+		w.synced = synced
+	}
+	return m, err
+}
+
+// read does one poll under connMu and returns the mark, the newest
+// moment now known archived (zero: none new) and the archiver's error.
+func (w *archiveWatch) read(ctx context.Context, switchWAL bool) (walMark, time.Time, error) {
+	var synced time.Time
 	if w.conn == nil || w.conn.IsClosed() {
 		c, err := pgx.Connect(ctx, w.e.DSN)
 		if err != nil {
-			w.err = fmt.Errorf("watch WAL archiving: %w", err)
-			return walMark{}, w.err
+			return walMark{}, synced, fmt.Errorf("watch WAL archiving: %w", err)
 		}
 		w.conn = c
 	}
 	m := walMark{at: w.e.now()}
 	if err := w.conn.QueryRow(ctx, `SELECT pg_walfile_name(pg_current_wal_insert_lsn())`).Scan(&m.segment); err != nil {
-		w.err = fmt.Errorf("watch WAL archiving: %w (a server in recovery archives nothing yet)", err)
-		return walMark{}, w.err
+		return walMark{}, synced, fmt.Errorf("watch WAL archiving: %w (a server in recovery archives nothing yet)", err)
 	}
 	if switchWAL {
 		// Closes the segment holding m now rather than at archive_timeout;
@@ -418,27 +432,24 @@ func (w *archiveWatch) mark(ctx context.Context, switchWAL bool) (walMark, error
 	err := w.conn.QueryRow(ctx, `SELECT last_archived_wal, last_archived_time, last_failed_wal, last_failed_time, current_setting('archive_mode') FROM pg_stat_archiver`).
 		Scan(&archived, &archivedAt, &failed, &failedAt, &mode)
 	if err != nil {
-		w.err = fmt.Errorf("watch WAL archiving: %w", err)
-		return m, w.err
+		return m, synced, fmt.Errorf("watch WAL archiving: %w", err)
 	}
 	if mode == "off" {
-		w.err = errors.New("archive_mode is off: PostgreSQL archives no WAL, so only backups are restorable; set archive_mode and archive_command as docs/OPERATIONS.md shows")
-		return m, w.err
-	}
-	w.err = nil
-	if failedAt != nil && (archivedAt == nil || failedAt.After(*archivedAt)) {
-		w.err = fmt.Errorf("archive_command failed for WAL segment %s at %s; see the PostgreSQL log and run pgbackrest --stanza=%s check", deref(failed), failedAt.UTC().Format(time.RFC3339), w.e.Stanza)
+		return m, synced, errors.New("archive_mode is off: PostgreSQL archives no WAL, so only backups are restorable; set archive_mode and archive_command as docs/OPERATIONS.md shows")
 	}
 	if archived != nil && walSegment.MatchString(*archived) {
 		i := 0
 		for ; i < len(w.pending) && w.pending[i].segment <= *archived; i++ {
-			if w.pending[i].at.After(w.synced) {
-				w.synced = w.pending[i].at
+			if w.pending[i].at.After(synced) {
+				synced = w.pending[i].at
 			}
 		}
 		w.pending = w.pending[i:]
 	}
-	return m, w.err
+	if failedAt != nil && (archivedAt == nil || failedAt.After(*archivedAt)) {
+		err = fmt.Errorf("archive_command failed for WAL segment %s at %s; see the PostgreSQL log and run pgbackrest --stanza=%s check", deref(failed), failedAt.UTC().Format(time.RFC3339), w.e.Stanza)
+	}
+	return m, synced, err
 }
 
 func deref(s *string) string {
@@ -482,8 +493,8 @@ func (w *archiveWatch) Close(ctx context.Context) error {
 	w.closeOnce.Do(func() {
 		close(w.stop)
 		<-w.done
-		w.mu.Lock()
-		defer w.mu.Unlock()
+		w.connMu.Lock()
+		defer w.connMu.Unlock()
 		if w.conn != nil {
 			w.conn.Close(ctx)
 		}

@@ -251,3 +251,45 @@ func waitPrimary(t *testing.T, dsn string) {
 		}
 	}
 }
+
+// Without archiving there is no recovery point to watch: serve is told
+// at once, not given a lag metric that never moves.
+func TestArchiveWatchRefusesArchiveModeOff(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Options{})
+	eng := &backup.PgBackRest{Stanza: "tenon", Config: "/nonexistent", DSN: srv.DSN("postgres")}
+	_, err := eng.Replicate(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "archive_mode is off") {
+		t.Fatalf("Replicate without archiving: %v", err)
+	}
+}
+
+// A failing archive_command is reported, with its segment, and the
+// recovery point does not move past the last segment archived.
+func TestArchiveWatchReportsFailingArchiveCommand(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Options{Archive: &pgtest.Archive{}, Settings: []string{"archive_command=false"}})
+	ctx := context.Background()
+	eng := &backup.PgBackRest{Stanza: srv.Stanza(), Config: srv.PgBackRestConfig(), DSN: srv.DSN("postgres"), SyncInterval: 50 * time.Millisecond}
+	rep, err := eng.Replicate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close(ctx)
+	conn, err := pgx.Connect(ctx, srv.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE t (v int); INSERT INTO t VALUES (1); SELECT pg_switch_wal()"); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := rep.Sync(sctx); err == nil {
+		t.Fatal("Sync succeeded while archive_command fails")
+	} else if !strings.Contains(err.Error(), "archive_command failed for WAL segment") {
+		t.Fatalf("Sync: %v", err)
+	}
+	if st := rep.Status(); st.Err == nil || !st.SyncedAt.IsZero() {
+		t.Fatalf("status %+v: want the failure and no recovery point", st)
+	}
+}
