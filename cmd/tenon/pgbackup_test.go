@@ -90,6 +90,12 @@ func TestPostgresRestoreAfterDiskLoss(t *testing.T) {
 		t.Fatalf("tenon backup said:\n%s", out)
 	}
 
+	if out, err := asRepoOwner(append([]string{"backup", "list", "-verify"}, store...)...).CombinedOutput(); err != nil {
+		t.Fatalf("tenon backup list: %v\n%s", err, out)
+	} else if !bytes.Contains(out, []byte("pgbackrest-full")) || !bytes.Contains(out, []byte("checksum ok now")) {
+		t.Fatalf("tenon backup list shows no pgBackRest backup or no verified snapshot:\n%s", out)
+	}
+
 	acks, synced, killedAt := loadUntilKilled(t, p, baseURL, admin, priv, "pg", 2000, 6*time.Second)
 	srv.Stop(pgtest.Immediate)
 	srv.Wipe()
