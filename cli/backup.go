@@ -215,6 +215,11 @@ with a key derived from the secret key file and checksummed (SHA-256 in its
 manifest). Keep a copy of the key file apart from the backups: without it
 no snapshot and no secret in the replica can be read.
 
+With a PostgreSQL store and --backup-url pgbackrest://STANZA?..., a backup is
+a pgBackRest backup (full when none is under 7 days old, differential
+otherwise) followed by a logical snapshot of tenon's tables, encrypted and
+checksummed the same way. Run it as the owner of pgBackRest's repository.
+
 `
 
 func runBackup(ctx context.Context, env Env, _ App, args []string) error {
