@@ -5,7 +5,10 @@
 // check what came back.
 //
 // The engine-specific half sits behind Engine: SQLite replicates with
-// litestream and snapshots with VACUUM INTO; a PostgreSQL engine
-// (pgBackRest) can implement the same interface. Everything else —
-// targets, manifests, encryption, retention, drills — is shared.
+// litestream and snapshots with VACUUM INTO; PostgreSQL leaves WAL
+// archiving and physical backups to pgBackRest, which PgBackRest drives
+// and watches, and snapshots as a logical export of tenon's tables.
+// Everything else — targets, manifests, encryption, retention, drills — is
+// shared. ExportTenant and ImportTenant move one tenant between stores of
+// the same kind.
 package backup

@@ -127,8 +127,14 @@ func (m *Manager) Drill(ctx context.Context, scratch string, opt DrillOptions) (
 	}
 	rep.Integrity = "ok"
 	rep.NewestRestoredWrite = got.NewestWrite
-	if src.NewestWrite.After(got.NewestWrite) {
-		rep.RPO = src.NewestWrite.Sub(got.NewestWrite)
+	// A copy without a single dated row holds everything written before
+	// the state it restored, and nothing after.
+	base := got.NewestWrite
+	if base.IsZero() {
+		base = rep.RestoredTo
+	}
+	if !base.IsZero() && src.NewestWrite.After(base) {
+		rep.RPO = src.NewestWrite.Sub(base)
 	}
 	m.compareCounts(rep, src, got)
 

@@ -34,8 +34,14 @@ type BackupConfig struct {
 
 func parseBackupSettings(c *Config, vals values, add func(string, ...any)) {
 	c.Backup = parseBackupValues(vals, add)
-	if c.Backup.Target.URL != "" && isPostgres(c.DB) {
-		add("--backup-url / TENON_BACKUP_URL: built-in backups cover the SQLite store; back up PostgreSQL with pgBackRest (docs/OPERATIONS.md) and leave TENON_BACKUP_URL empty")
+	pgURL := backup.IsPgBackRestURL(c.Backup.Target.URL)
+	switch {
+	case c.Backup.Target.URL != "" && isPostgres(c.DB) && !pgURL:
+		add("--backup-url / TENON_BACKUP_URL: a PostgreSQL store is backed up by pgBackRest; name its stanza, %s (docs/CONFIGURATION.md)", pgBackRestForm)
+	case pgURL && !isPostgres(c.DB):
+		add("--backup-url / TENON_BACKUP_URL: pgbackrest:// backs up a PostgreSQL store; a SQLite store takes file:///dir or s3://bucket/prefix")
+	case pgURL && c.Backup.RestoreIfEmpty:
+		add("--restore-if-empty covers the SQLite store; restore a PostgreSQL data directory with tenon restore --to DATADIR before PostgreSQL starts (docs/OPERATIONS.md)")
 	}
 	if c.Backup.RestoreIfEmpty && c.Backup.Target.URL == "" {
 		add("--restore-if-empty needs --backup-url / TENON_BACKUP_URL: the backup to restore from")
@@ -48,7 +54,7 @@ func parseBackupValues(vals values, add func(string, ...any)) BackupConfig {
 		AccessKeyID: vals["backup-s3-access-key-id"], SecretAccessKey: vals["backup-s3-secret-access-key"],
 	}}
 	if bc.Target.URL != "" {
-		if _, err := backup.ParseTarget(bc.Target); err != nil {
+		if _, err := parseBackupTarget(bc.Target); err != nil {
 			add("--backup-url / TENON_BACKUP_URL: %v", err)
 		}
 	}
@@ -109,22 +115,30 @@ func parseKeep(s string) (backup.Retention, error) {
 	return backup.Retention{Daily: n[0], Weekly: n[1], Monthly: n[2]}, nil
 }
 
-// backupKit is the engine and snapshot manager of one store file.
+// backupKit is the engine and snapshot manager of one store: a SQLite
+// file (sqlite set) or a PostgreSQL database backed up by pgBackRest (pg
+// set).
 type backupKit struct {
-	engine *backup.SQLite
+	engine backup.Engine
+	sqlite *backup.SQLite
+	pg     *backup.PgBackRest
 	mgr    *backup.Manager
 	keys   *keyring.Keyring
 	db     string
 }
 
 func newBackupKit(bc BackupConfig, db, keyFile string, logger *slog.Logger) (*backupKit, error) {
-	if isPostgres(db) {
-		return nil, errors.New("built-in backups cover the SQLite store; back up PostgreSQL with pgBackRest (see docs/OPERATIONS.md)")
+	pgURL := backup.IsPgBackRestURL(bc.Target.URL)
+	if isPostgres(db) && !pgURL {
+		return nil, fmt.Errorf("a PostgreSQL store is backed up by pgBackRest: set --backup-url / TENON_BACKUP_URL to %s (see docs/OPERATIONS.md)", pgBackRestForm)
+	}
+	if pgURL && !isPostgres(db) {
+		return nil, errors.New("pgbackrest:// backs up a PostgreSQL store; for the SQLite store set --backup-url to file:///dir or s3://bucket/prefix")
 	}
 	if bc.Target.URL == "" {
 		return nil, errors.New("set --backup-url / TENON_BACKUP_URL to the backup target (file:///dir or s3://bucket/prefix)")
 	}
-	target, err := backup.ParseTarget(bc.Target)
+	target, err := parseBackupTarget(bc.Target)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +149,11 @@ func newBackupKit(bc BackupConfig, db, keyFile string, logger *slog.Logger) (*ba
 	if err != nil {
 		return nil, fmt.Errorf("secret key file: %w", err)
 	}
+	if pgURL {
+		return newPgBackupKit(bc, db, kr, target, logger)
+	}
 	eng := &backup.SQLite{Path: db, Target: target, Logger: logger.With("component", "replication"), SyncInterval: bc.SyncInterval}
-	return &backupKit{engine: eng, keys: kr, db: db, mgr: &backup.Manager{
+	return &backupKit{engine: eng, sqlite: eng, keys: kr, db: db, mgr: &backup.Manager{
 		Engine: eng, Target: target, Keys: kr, Retention: bc.Keep,
 		TempDir: dirOf(db), Now: time.Now, Logger: logger.With("component", "backup"),
 	}}, nil
@@ -198,6 +215,11 @@ with a key derived from the secret key file and checksummed (SHA-256 in its
 manifest). Keep a copy of the key file apart from the backups: without it
 no snapshot and no secret in the replica can be read.
 
+With a PostgreSQL store and --backup-url pgbackrest://STANZA?..., a backup is
+a pgBackRest backup (full when none is under 7 days old, differential
+otherwise) followed by a logical snapshot of tenon's tables, encrypted and
+checksummed the same way. Run it as the owner of pgBackRest's repository.
+
 `
 
 func runBackup(ctx context.Context, env Env, _ App, args []string) error {
@@ -224,6 +246,9 @@ func runBackup(ctx context.Context, env Env, _ App, args []string) error {
 	kit.mgr.Progress = newProgress(env)
 	if list {
 		return listBackups(ctx, env.Stdout, kit, verify)
+	}
+	if kit.pg != nil {
+		return runPgBackup(ctx, env, kit, bc)
 	}
 	if _, err := os.Stat(kit.db); err != nil {
 		return fmt.Errorf("database %s: %w (check --db / TENON_DB)", kit.db, err)
@@ -253,7 +278,9 @@ func listBackups(ctx context.Context, out io.Writer, kit *backupKit, verify bool
 	now := time.Now()
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tSIZE\tAGE\tTENANTS\tKEY\tVERIFICATION")
-	if at, err := kit.engine.ReplicaUpdatedAt(ctx); err == nil {
+	if kit.pg != nil {
+		listPgBackRest(ctx, tw, kit.pg, now)
+	} else if at, err := kit.sqlite.ReplicaUpdatedAt(ctx); err == nil {
 		fmt.Fprintf(tw, "latest\treplica\t-\t%s\t-\t-\tcontinuous; restore with --at for a point in time\n", age(now, at))
 	} else if !errors.Is(err, backup.ErrNoBackup) {
 		fmt.Fprintf(tw, "latest\treplica\t-\t-\t-\t-\tunreadable: %v\n", err)

@@ -64,15 +64,20 @@ func restoreIfEmpty(ctx context.Context, cfg *Config, logger *slog.Logger) error
 	return nil
 }
 
-// backups is what serve runs for backups: continuous replication, the
-// snapshot and drill schedules, and their metrics. SQLite is one node, so
-// this node is the one that takes them.
+// backups is what serve runs for backups: continuous replication (on
+// PostgreSQL, the watch of WAL archiving), the snapshot and drill
+// schedules, and their metrics.
 type backups struct {
 	kit    *backupKit
 	rep    backup.Replication
 	b      *Backend
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// isLeader, when set, overrides Backend.Leader in saying whether this
+	// node runs the scheduled snapshots and drills (for tests). A SQLite
+	// store has one node, which always leads; nodes on one PostgreSQL
+	// database follow the elected leader.
+	isLeader func() bool
 
 	mu                                    sync.Mutex
 	lastSnapshot, lastDrill               time.Time
@@ -147,10 +152,21 @@ func (k *backups) every(ctx context.Context, interval time.Duration, last func()
 }
 
 // leads reports whether this node runs the scheduled backup work.
-func (k *backups) leads() bool { return k.b.Leader == nil || k.b.Leader.IsLeader() }
+func (k *backups) leads() bool {
+	if k.isLeader != nil {
+		return k.isLeader()
+	}
+	return k.b.Leader == nil || k.b.Leader.IsLeader()
+}
 
 func (k *backups) snapshot(ctx context.Context) {
-	man, err := k.kit.mgr.Snapshot(ctx)
+	var man *backup.Manifest
+	var err error
+	if k.kit.pg != nil {
+		_, man, err = k.kit.pgSnapshot(ctx)
+	} else {
+		man, err = k.kit.mgr.Snapshot(ctx)
+	}
 	if err != nil {
 		k.b.Logger.Error("scheduled snapshot failed; it is retried at the next check, or run tenon backup", "error", err)
 		return
@@ -166,8 +182,13 @@ func (k *backups) snapshot(ctx context.Context) {
 }
 
 func (k *backups) drill(ctx context.Context) {
-	scratch := filepath.Join(dirOf(k.kit.db), ".tenon-drill")
-	rep, err := k.kit.drill(ctx, k.b.Store, scratch, "", 20, k.rep.Sync)
+	var rep *backup.DrillReport
+	var err error
+	if k.kit.pg != nil {
+		rep, err = k.kit.pgDrill(ctx, k.b.Store, "", 20, k.rep.Sync)
+	} else {
+		rep, err = k.kit.drill(ctx, k.b.Store, filepath.Join(dirOf(k.kit.db), ".tenon-drill"), "", 20, k.rep.Sync)
+	}
 	if err != nil || !rep.OK {
 		k.b.Logger.Error("restore drill failed: the backups may not restore; run tenon drill for the report", "error", err, "problems", rep.Problems)
 	} else {

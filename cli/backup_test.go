@@ -124,6 +124,10 @@ func TestBackupSettingsErrors(t *testing.T) {
 		{[]string{"--backup-url", "file:///b", "--backup-schedule", "sometimes"}, "hourly, daily, weekly, off"},
 		{[]string{"--restore-if-empty", "true"}, "needs --backup-url"},
 		{[]string{"--backup-url", "file:///b", "--db", "postgres://h/db"}, "pgBackRest"},
+		{[]string{"--backup-url", "pgbackrest://main?snapshots=file:///b"}, "pgbackrest:// backs up a PostgreSQL store"},
+		{[]string{"--backup-url", "pgbackrest://main", "--db", "postgres://h/db"}, "add snapshots="},
+		{[]string{"--backup-url", "pgbackrest://main?snapshots=file://rel/b", "--db", "postgres://h/db"}, "the snapshots parameter"},
+		{[]string{"--backup-url", "pgbackrest://main?snapshots=file:///b", "--db", "postgres://h/db", "--restore-if-empty", "true"}, "tenon restore --to DATADIR"},
 	}
 	for _, tc := range tests {
 		_, err := cli.LoadConfig(append(base, tc.args...), env(nil), io.Discard)
@@ -137,6 +141,10 @@ func TestBackupSettingsErrors(t *testing.T) {
 	}
 	if k := cfg.Backup.Keep; k.Daily != 1 || k.Weekly != 2 || k.Monthly != 3 || cfg.Backup.DrillSchedule != 0 || cfg.Backup.Schedule.Hours() != 24 {
 		t.Fatalf("backup config %+v", cfg.Backup)
+	}
+	pg, err := cli.LoadConfig(append(base, "--db", "postgres://h/db", "--backup-url", "pgbackrest://main?config=/etc/pgbackrest/pgbackrest.conf&snapshots=s3://bucket/tenon"), env(nil), io.Discard)
+	if err != nil || pg.Backup.Target.URL == "" {
+		t.Fatalf("pgbackrest URL: %+v, %v", pg, err)
 	}
 }
 

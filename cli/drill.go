@@ -26,6 +26,11 @@ live database at --db, every shared secret decrypting with the key file,
 and a signed request per sampled tenant verified against the restored copy.
 Prints RPO and RTO; exits non-zero when any check fails.
 
+With a PostgreSQL store, the drill runs pgbackrest check (WAL archiving
+works), looks for a pgBackRest backup set, and restores the newest logical
+snapshot into the schema tenon_drill of the -scratch database (default:
+--db), which it creates and drops; the checks above run against it.
+
 `
 
 func runDrill(ctx context.Context, env Env, _ App, args []string) error {
@@ -35,7 +40,7 @@ func runDrill(ctx context.Context, env Env, _ App, args []string) error {
 	fs, vals, bc, err := loadBackupCommand("drill", drillUsage, env, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&snapshot, "snapshot", "", "drill this snapshot (or latest) instead of the replica")
 		fs.IntVar(&sample, "sample", 20, "tenants that get a signed request verified")
-		fs.StringVar(&scratch, "scratch", "", "directory for the restored copy (default: beside --db)")
+		fs.StringVar(&scratch, "scratch", "", "directory for the restored copy (default: beside --db); for PostgreSQL a postgres:// DSN whose tenon_drill schema is used (default: --db)")
 		fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	})
 	if err != nil {
@@ -49,6 +54,9 @@ func runDrill(ctx context.Context, env Env, _ App, args []string) error {
 		return err
 	}
 	kit.mgr.Progress = newProgress(env)
+	if kit.pg != nil {
+		return runPgDrill(ctx, env, kit, scratch, sample, asJSON)
+	}
 	if _, err := os.Stat(kit.db); err != nil {
 		return fmt.Errorf("the live database %s to compare with: %w (check --db)", kit.db, err)
 	}
@@ -61,6 +69,10 @@ func runDrill(ctx context.Context, env Env, _ App, args []string) error {
 		scratch = filepath.Join(dirOf(kit.db), ".tenon-drill")
 	}
 	rep, err := kit.drill(ctx, src, scratch, snapshot, sample, nil)
+	return reportDrill(env, rep, err, asJSON)
+}
+
+func reportDrill(env Env, rep *backup.DrillReport, err error, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")

@@ -12,7 +12,7 @@ import (
 	"github.com/tenon-dev/tenon/backup"
 )
 
-const restoreUsage = `Usage: tenon restore [--at TIME | --snapshot NAME] --to PATH [flags]
+const restoreUsage = `Usage: tenon restore [--at TIME | --snapshot NAME] --to PATH_OR_DSN [flags]
 
 Restores the backup at --backup-url into a new SQLite file at PATH:
 the newest replicated state by default, the state at TIME (RFC 3339, such
@@ -21,6 +21,12 @@ snapshot (see tenon backup list; "latest" for the newest) with --snapshot.
 PATH must not exist. To put a node back, stop it, restore to a new path,
 check it, and point --db at it (or move it in place).
 
+With a PostgreSQL store (--db postgres://..., --backup-url pgbackrest://...),
+--to DATADIR restores pgBackRest's newest backup into that empty data
+directory, set to replay the WAL archive to its end or to --at TIME; and
+--to postgres://... restores a logical snapshot (--snapshot NAME, newest by
+default) into that database, which must hold no tenon data.
+
 `
 
 func runRestore(ctx context.Context, env Env, _ App, args []string) error {
@@ -28,7 +34,7 @@ func runRestore(ctx context.Context, env Env, _ App, args []string) error {
 	fs, vals, bc, err := loadBackupCommand("restore", restoreUsage, env, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "restore the state at this time (RFC 3339)")
 		fs.StringVar(&snapshot, "snapshot", "", "restore this snapshot (a name from tenon backup list, or latest)")
-		fs.StringVar(&to, "to", "", "path of the new SQLite file (required)")
+		fs.StringVar(&to, "to", "", "path of the new SQLite file; for PostgreSQL a data directory or a postgres:// DSN (required)")
 	})
 	if err != nil {
 		return err
@@ -48,9 +54,6 @@ func runRestore(ctx context.Context, env Env, _ App, args []string) error {
 			return fmt.Errorf("--at %q: want RFC 3339 such as 2026-05-01T09:30:00Z", at)
 		}
 	}
-	if _, err := os.Stat(to); err == nil {
-		return fmt.Errorf("%s exists; restore to a new path (a restore never overwrites a database)", to)
-	}
 	// The target database's own path is not needed: the engine only reads
 	// the backup. --db still picks the engine (SQLite unless postgres://).
 	kit, err := newBackupKit(bc, vals["db"], vals["secret-key-file"], newLogger(env, "warn"))
@@ -58,6 +61,12 @@ func runRestore(ctx context.Context, env Env, _ App, args []string) error {
 		return err
 	}
 	kit.mgr.Progress = newProgress(env)
+	if kit.pg != nil {
+		return runPgRestore(ctx, env, kit, when, snapshot, to)
+	}
+	if _, err := os.Stat(to); err == nil {
+		return fmt.Errorf("%s exists; restore to a new path (a restore never overwrites a database)", to)
+	}
 	start := time.Now()
 	if snapshot != "" {
 		name := snapshot

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"crypto/rsa"
 	"fmt"
 	"net/http"
 	"os"
@@ -49,9 +50,29 @@ func TestRestoreIfEmptyAfterDiskLoss(t *testing.T) {
 		"--backup-schedule", "off", "--drill-schedule", "off", "--restore-if-empty", "true",
 	}
 	p := startServer(t, bin, args, baseURL)
+	acks, synced, killedAt := loadUntilKilled(t, p, baseURL, admin, priv, "dl", 400, 4*time.Second)
+	for _, f := range []string{db, db + "-wal", db + "-shm"} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
 
-	// Bounded load: 4 writers for at most 4 s or 400 writes each.
-	const writers, perWriter, loadFor = 4, 400, 4 * time.Second
+	start := time.Now()
+	startServer(t, bin, args, baseURL)
+	restartTook := time.Since(start)
+	checkRestored(t, baseURL, acks, synced, killedAt)
+	t.Logf("restart with --restore-if-empty to serving: %s", restartTook.Round(time.Millisecond))
+}
+
+// loadUntilKilled writes through real routes (signed installs, then
+// checklist items of each new tenant, keys starting with prefix) for
+// loadFor (at most perWriter writes by each of 4 writers) while watching the server's tenon_backup_replica_synced gauge,
+// then SIGKILLs the server. It returns the acknowledged writes, the
+// newest sync the server reported and the moment of the kill.
+func loadUntilKilled(t *testing.T, p *proc, baseURL, admin string, priv *rsa.PrivateKey, prefix string, perWriter int, loadFor time.Duration) ([]ack, time.Time, time.Time) {
+	t.Helper()
+	// Bounded load: 4 writers for at most loadFor or perWriter writes each.
+	const writers = 4
 	var (
 		mu     sync.Mutex
 		acks   []ack
@@ -71,7 +92,7 @@ func TestRestoreIfEmptyAfterDiskLoss(t *testing.T) {
 				default:
 				}
 				if i%5 == 0 {
-					clientKey, secret = fmt.Sprintf("dl-%d-%03d", w, i), fmt.Sprintf("secret-%d-%03d-%s", w, i, strings.Repeat("x", 24))
+					clientKey, secret = fmt.Sprintf("%s-%d-%03d", prefix, w, i), fmt.Sprintf("secret-%d-%03d-%s", w, i, strings.Repeat("x", 24))
 					auth, body := installRequest(t, baseURL, clientKey, secret, "http://127.0.0.1:1/s/"+clientKey, priv)
 					status, _ := sendQuiet(baseURL+"/installed", auth, string(body))
 					if status/100 != 2 {
@@ -110,17 +131,13 @@ func TestRestoreIfEmptyAfterDiskLoss(t *testing.T) {
 	if synced.IsZero() {
 		t.Fatal("the server never reported its replica in sync")
 	}
-	for _, f := range []string{db, db + "-wal", db + "-shm"} {
-		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
+	return acks, synced, killedAt
+}
 
-	start := time.Now()
-	startServer(t, bin, args, baseURL)
-	restartTook := time.Since(start)
-
-	// What came back: the items of each tenant, through the API.
+// checkRestored reads back, through the API, every tenant and item
+// acknowledged: all of those acknowledged before synced must be there.
+func checkRestored(t *testing.T, baseURL string, acks []ack, synced, killedAt time.Time) {
+	t.Helper()
 	items := map[string]string{}
 	installed := map[string]bool{}
 	for _, a := range acks {
@@ -155,7 +172,6 @@ func TestRestoreIfEmptyAfterDiskLoss(t *testing.T) {
 	t.Logf("%d writes acknowledged; %d before the last reported replica sync, all restored; %d after it lost", len(acks), covered, lost)
 	t.Logf("RPO: the newest restored write was acknowledged %s before SIGKILL; the server's last reported sync was %s before it",
 		killedAt.Sub(newestPresent).Round(time.Millisecond), killedAt.Sub(synced).Round(time.Millisecond))
-	t.Logf("restart with --restore-if-empty to serving: %s", restartTook.Round(time.Millisecond))
 }
 
 func sendQuiet(url, auth, body string) (int, string) {

@@ -71,6 +71,9 @@ type Options struct {
 	// stop of the server, immediate included, but not a crash of the
 	// machine.
 	Settings []string
+	// Archive, when set, turns on WAL archiving to a pgBackRest
+	// repository in the test's temporary directory (see Archive).
+	Archive *Archive
 }
 
 // Server is a private PostgreSQL cluster. Its methods may be called from
@@ -83,6 +86,7 @@ type Server struct {
 	port     int
 	settings []string
 	cred     *syscall.Credential // nil unless running as root
+	archive  *archiveState       // nil without Options.Archive
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd     // nil while stopped
@@ -162,6 +166,9 @@ func Start(tb testing.TB, opts Options) *Server {
 			}
 		}
 	}
+	if opts.Archive != nil {
+		s.setupArchive(root, *opts.Archive)
+	}
 	initdb := s.command(filepath.Join(s.bin, "initdb"), "-D", s.dir, "-U", "postgres", "-A", "trust",
 		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
 	var out bytes.Buffer
@@ -176,6 +183,9 @@ func Start(tb testing.TB, opts Options) *Server {
 		}
 	})
 	s.Start()
+	if s.archive != nil {
+		s.createStanza()
+	}
 	return s
 }
 
@@ -267,6 +277,7 @@ func (s *Server) Start() {
 		"-c", "max_connections=60",
 		"-c", "logging_collector=off",
 	}
+	args = append(args, s.archiveSettings()...)
 	for _, kv := range s.settings {
 		args = append(args, "-c", kv)
 	}

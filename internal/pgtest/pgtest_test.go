@@ -106,3 +106,42 @@ func TestStandbyPromotion(t *testing.T) {
 		t.Errorf("%d rows after the promotion, want 6", n)
 	}
 }
+
+// TestArchiveBackupRestore takes a pgBackRest backup of an archiving
+// server, writes after it, loses the data directory and restores it: the
+// write after the backup comes back from the archived WAL.
+func TestArchiveBackupRestore(t *testing.T) {
+	s := pgtest.Start(t, pgtest.Options{Archive: &pgtest.Archive{Timeout: time.Second}})
+	dsn := s.DSN("postgres")
+	if err := query(t, dsn); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.PgBackRest("backup", "--type=full"); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	if err := query(t, dsn); err != nil {
+		t.Fatal(err)
+	}
+	// Ship the segment holding the second insert.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_switch_wal()"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	if out, err := s.PgBackRest("check"); err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	s.Stop(pgtest.Immediate)
+	s.Wipe()
+	if out, err := s.PgBackRest("restore"); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	s.Start()
+	if n := count(t, dsn); n != 2 {
+		t.Fatalf("%d rows after restore, want 2", n)
+	}
+}
