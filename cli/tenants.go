@@ -19,6 +19,8 @@ import (
 const tenantsUsage = `Usage: tenon tenants list [-state S] [-product P] [-uninstalled-before TIME] [-json] [store flags]
        tenon tenants show [-json] [store flags] CLIENTKEY
        tenon tenants purge [-yes] [-reason TEXT] [store flags] CLIENTKEY...
+       tenon tenants export [-o FILE] [store flags] CLIENTKEY
+       tenon tenants import [-replace] [store flags] -i FILE CLIENTKEY
 
 list shows the tenants (Connect installations) with their state, product and
 site, and flags sites that look imported or cloned: the same cloudId under
@@ -26,6 +28,9 @@ more than one clientKey. show prints one tenant, its Forge installations,
 its personal data inventory size and its audit trail. purge deletes
 everything the store keeps for the tenants, as the retention job does after
 --retention; it asks for confirmation unless -yes, and leaves an audit row.
+export writes one tenant's rows (sealed values stay sealed, the file is
+encrypted with the key file); import loads such a file into a store of the
+same kind, refusing a tenant that exists unless -replace.
 TIME is RFC 3339 (2026-01-31T00:00:00Z) or a date (2026-01-31).
 The store flags are serve's: --db, --secret-key-file, --config.
 `
@@ -36,6 +41,10 @@ func tenantsCommands() map[string]func(ctx context.Context, env Env, args []stri
 		"list":  runTenantsList,
 		"show":  runTenantsShow,
 		"purge": runTenantsPurge,
+		// tenants_export.go: one tenant's rows, sealed, for per-tenant
+		// recovery and moves between stores of one kind.
+		"export": func(ctx context.Context, env Env, args []string) error { return runTenantsExport(ctx, env, nil, args) },
+		"import": func(ctx context.Context, env Env, args []string) error { return runTenantsImport(ctx, env, nil, args) },
 	}
 }
 

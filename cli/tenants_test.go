@@ -140,3 +140,13 @@ func TestTenantsPurgeConfirmsAndAudits(t *testing.T) {
 		t.Errorf("audit = %+v", es)
 	}
 }
+
+// export and import are reached through the tenants command.
+func TestTenantsExportImportAreCommands(t *testing.T) {
+	for _, sub := range []string{"export", "import"} {
+		code, _, errOut := runCLI(t, nil, "tenants", sub, "-h")
+		if code != 0 || !strings.Contains(errOut, "tenants "+sub) {
+			t.Errorf("tenants %s -h: exit %d, %q", sub, code, errOut)
+		}
+	}
+}
