@@ -36,6 +36,7 @@ func TestMigrationForgeSiteKeys(t *testing.T) {
 		`DROP INDEX jobs_client_key`, `DROP INDEX installations_uninstalled`, `DROP INDEX token_cache_owner`,
 		`ALTER TABLE token_cache DROP COLUMN account`, `ALTER TABLE token_cache DROP COLUMN client_key`,
 		`DROP TABLE audit`, `DROP TABLE report_cycles`, `DROP TABLE personal_values`, `DROP TABLE personal_accounts`,
+		`DROP TABLE rate_budget_nodes`, `DROP TABLE rate_budgets`,
 		`DELETE FROM tenon_migrations WHERE version_id >= 8`,
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
