@@ -224,7 +224,7 @@ func (b *Backend) ServeListener(ctx context.Context, ln net.Listener) error {
 	}()
 	go b.runForgeKeys(runCtx)
 	waitLeader := b.startLeader(runCtx) // leader.go
-	defer b.startReconcile(runCtx)() // reconcile_serve.go; stops after stopRun below
+	defer b.startReconcile(runCtx)()    // reconcile_serve.go; stops after stopRun below
 	defer func() {
 		stopRun()
 		<-ran
