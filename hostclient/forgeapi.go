@@ -24,7 +24,8 @@ import (
 //     others); tenon reads 404 as "this installation is gone".
 //   - License API: GET /forge/installation/v1/license, a self-query of the
 //     calling app on the token's site: {"results":[{"appId":…,"data":{…}}
-//     or {"appId":…,"error":{…}}]}. tenon reads data.isActive.
+//     or {"appId":…,"error":{…}}]}. tenon reads data.isActive, and an
+//     error result as "no license".
 //   - Offline user impersonation: the GraphQL mutation
 //     offlineUserAuthToken on POST /graphql gives a short-lived token of a
 //     user who is not present, for background work that must act as them.
@@ -88,9 +89,10 @@ func (c *Client) ForgeInstallationDetails(ctx context.Context, installationID st
 // ForgeLicense answers whether the app's license on the installation of
 // fc is active, from the Forge License API: the server's
 // ForgeLicenseSource. It uses the system token of the call, or the one
-// cached from an earlier call. Any answer but a result for the app with
-// data.isActive — a failed call, a 401 or 404, a malformed body, a
-// per-app error — is an error, never a guess.
+// cached from an earlier call. A result for the app with data.isActive
+// answers; a result with an error instead of data means the app has no
+// license there (false). Anything else — a failed call, a 401 or 404, a
+// malformed body, no result for the app — is an error, never a guess.
 func (c *Client) ForgeLicense(ctx context.Context, fc *tenon.ForgeContext) (bool, error) {
 	if fc == nil {
 		return false, errors.New("hostclient: not a Forge call (Principal.Forge is nil)")
@@ -127,6 +129,11 @@ func (c *Client) ForgeLicense(ctx context.Context, fc *tenon.ForgeContext) (bool
 	for _, r := range out.Results {
 		if r.AppID != want && r.AppID != fc.AppID {
 			continue
+		}
+		if r.Data == nil && len(r.Error) > 0 && string(r.Error) != "null" {
+			// The API's answer for this app is that it has no license
+			// here (e.g. a free or not yet bought app).
+			return false, nil
 		}
 		if r.Data == nil || r.Data.IsActive == nil {
 			return false, forgeAnswerError("License", fmt.Errorf("the result for app %q has no data.isActive (error: %s)", r.AppID, excerptOf(r.Error)))

@@ -138,7 +138,7 @@ func TestForgeLicenseAPI(t *testing.T) {
 	}{
 		{fakeatlassian.ForgeLicenseActive, true, false},
 		{fakeatlassian.ForgeLicenseInactive, false, false},
-		{fakeatlassian.ForgeLicenseNone, false, true},
+		{fakeatlassian.ForgeLicenseNone, false, false},
 		{fakeatlassian.ForgeLicenseMalformed, false, true},
 	} {
 		if err := s.fake.SetForgeLicenseAPI(s.site, "", tc.state); err != nil {
