@@ -225,3 +225,28 @@ func TestForgeAsUserOffline(t *testing.T) {
 		t.Errorf("malformed accountId: %v", err)
 	}
 }
+
+func TestForgeAPIRefusesBeforeSending(t *testing.T) {
+	s := newForgeAPISite(t)
+	ctx := context.Background()
+	// An installation recorded before its environment was known.
+	bare := &tenon.ForgeInstallation{InstallationID: "ari:cloud:ecosystem::installation/00000000-0000-4000-8000-0000000000aa",
+		AppID: s.inst.AppID, CloudID: s.inst.CloudID, APIBaseURL: s.inst.APIBaseURL}
+	if err := s.store.RecordForgeInstallation(ctx, bare); err != nil {
+		t.Fatal(err)
+	}
+	before := len(s.fake.Calls())
+	if _, err := s.client.ForgeInstallationDetails(ctx, bare.InstallationID); tenon.ErrorCode(err) != tenon.EINVALID {
+		t.Errorf("no environment id: %v", err)
+	}
+	if _, err := s.client.ForgeInstallationDetails(ctx, "ari:cloud:ecosystem::installation/unknown"); tenon.ErrorCode(err) != tenon.ENOTFOUND ||
+		errors.Is(err, hostclient.ErrForgeInstallationGone) {
+		t.Errorf("unrecorded installation: %v", err)
+	}
+	if _, err := s.client.ForgeLicense(ctx, nil); err == nil {
+		t.Error("a license question without a Forge call was accepted")
+	}
+	if n := len(s.fake.Calls()); n != before {
+		t.Errorf("%d calls sent by refused requests", n-before)
+	}
+}
