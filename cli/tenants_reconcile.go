@@ -86,9 +86,8 @@ func reconcileForge(ctx context.Context, st tenon.Store, envName server.Environm
 	if !ok {
 		return reconcile.Report{}, errors.New("this store does not record Forge installations")
 	}
-	opts := reconcile.Options{Store: fs, Checker: newForgeClient(st, envName, nil), Concurrency: concurrency, CallTimeout: timeout}
+	opts := reconcile.Options{Store: fs, Checker: newForgeClient(st, envName, b), Concurrency: concurrency, CallTimeout: timeout}
 	if b != nil {
-		opts.Checker = newForgeClient(st, envName, b)
 		opts.Logger = b.Logger.With("component", "reconcile")
 		opts.Now = b.Config.Now
 	}
