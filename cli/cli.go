@@ -29,7 +29,11 @@ import (
 // App is an app backend built on tenon: its descriptor and its routes.
 type App interface {
 	// Descriptor returns the app's atlassian-connect.json as written by its
-	// developer. Only its top-level baseUrl is replaced when served.
+	// developer. Only its top-level baseUrl is replaced when served. A
+	// pure Forge app returns nil: it then runs with its Forge routes only
+	// (ForgeRemote, ForgeEvent, ForgeTrigger, ForgeLifecycle, Public), no
+	// descriptor is served, lint skips the descriptor checks, serve needs
+	// --forge-app-id, and dev installs it into the fake as a Forge app.
 	Descriptor() []byte
 	// Routes registers the app's handlers (module pages, browser-API
 	// routes, webhooks, static files) on s.

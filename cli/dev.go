@@ -30,6 +30,7 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 	fakeAddr := fs.String("fake-addr", "127.0.0.1:8081", "address of the fake Atlassian (loopback); another free port is used when it is taken")
 	siteName := fs.String("site", "dev", "name of the fake Jira site")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	forgeOnly := fs.Bool("forge-only", false, "install the app as a pure Forge app, without its Connect descriptor (automatic for an app that has none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -37,6 +38,9 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	logger := newLogger(env, *logLevel)
+	if app.Descriptor() == nil {
+		*forgeOnly = true
+	}
 
 	keyFile, err := ensureDevKey(*dataDir)
 	if err != nil {
@@ -84,6 +88,7 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 		// Calls as a user get their tokens from the fake too: nothing
 		// leaves the machine.
 		OAuthServerURL: fake.AuthServerURL(),
+		ForgeOnly:      *forgeOnly,
 	}
 	b, err := Open(ctx, cfg, app, logger)
 	if err != nil {
@@ -99,6 +104,20 @@ func runDev(ctx context.Context, env Env, app App, args []string) error {
 	site, err := fake.AddSite(fakeatlassian.SiteOptions{Name: *siteName, ClientKey: ident.ClientKey, Users: ident.Users})
 	if err != nil {
 		return fmt.Errorf("create fake site: %w", err)
+	}
+	if *forgeOnly {
+		if err := devForgeOnly(ctx, env, fake, site, b, cfg, *dataDir); err != nil {
+			stop()
+			<-errc
+			return err
+		}
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			stop()
+			return <-errc
+		}
 	}
 	installCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	installed, err := fake.Install(installCtx, site, cfg.BaseURL+"/atlassian-connect.json")
@@ -139,6 +158,65 @@ func printDevBanner(env Env, fake *fakeatlassian.Fake, site *fakeatlassian.Site,
 	fmt.Fprintf(w, "  Fake Atlassian:        %s  (control API under /_fake/)\n", fake.URL())
 	fmt.Fprintf(w, "  Data:                  %s\n\n", dataDir)
 	fmt.Fprintln(w, "Press Ctrl+C to stop.")
+}
+
+// devForgeOnly installs a pure Forge app into the fake site, without any
+// Connect descriptor, and sends it Forge's installed event on its
+// lifecycle route, as Forge does after `forge install` (retried when the
+// app refuses it).
+func devForgeOnly(ctx context.Context, env Env, fake *fakeatlassian.Fake, site *fakeatlassian.Site, b *Backend, cfg *Config, dataDir string) error {
+	if !hasForgeRoutes(b.Server.Routes()) {
+		return errors.New("the app registers no Forge route (ForgeRemote, ForgeEvent, ForgeTrigger, ForgeLifecycle), so there is nothing to install as a Forge app")
+	}
+	inst, err := fake.InstallForge(site, fakeatlassian.ForgeInstallOptions{RemoteBaseURL: cfg.BaseURL, Environment: fakeatlassian.ForgeDevelopment})
+	if err != nil {
+		return fmt.Errorf("install the Forge app into the fake site: %w", err)
+	}
+	w := env.Stdout
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "tenon dev: the Forge app %s is installed in the fake Jira site %q (installation %s), without a Connect descriptor.\n",
+		inst.AppID, site.Name, inst.InstallationID)
+	if _, path := routeOf(b.Server.Routes(), "forge-lifecycle"); path != "" {
+		sendCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		resp, err := fake.SendForgeLifecycleEvent(sendCtx, site, fakeatlassian.ForgeLifecycleOptions{Path: path})
+		cancel()
+		switch {
+		case err != nil:
+			return fmt.Errorf("send the Forge installed event to %s: %w", path, err)
+		case resp.Status < 200 || resp.Status > 299:
+			fmt.Fprintf(env.Stderr, "tenon dev: the app answered the installed event with %d; Forge's retries follow.\n", resp.Status)
+		default:
+			fmt.Fprintf(w, "tenon dev: sent %s to %s: %d.\n", fakeatlassian.ForgeInstalledEvent, path, resp.Status)
+		}
+	}
+	fmt.Fprintln(w)
+	if method, path := routeOf(b.Server.Routes(), "forge-remote"); path != "" {
+		issue := firstIssueKey(fake, site)
+		path = strings.ReplaceAll(strings.ReplaceAll(path, "{issueKey}", issue), "{$}", "")
+		body, _ := json.Marshal(map[string]string{"method": method, "path": path, "issueKey": issue})
+		fmt.Fprintf(w, "  Invoke the remote as Forge does:\n    curl -s -X POST %s/_fake/sites/%s/forge/invoke -H 'Content-Type: application/json' -d '%s'\n\n",
+			fake.URL(), site.Name, body)
+	}
+	fmt.Fprintf(w, "  App (Forge remote):    %s\n", cfg.BaseURL)
+	fmt.Fprintf(w, "  Fake Atlassian:        %s  (control API under /_fake/)\n", fake.URL())
+	fmt.Fprintf(w, "  Data:                  %s\n\n", dataDir)
+	fmt.Fprintln(w, "Press Ctrl+C to stop.")
+	return nil
+}
+
+// routeOf is the method ("GET" when the pattern names none) and path of
+// the first route of kind; path "" when there is none.
+func routeOf(routes []server.Route, kind string) (method, path string) {
+	for _, r := range routes {
+		if r.Kind != kind || r.Pattern == "" {
+			continue
+		}
+		if m, p, ok := strings.Cut(r.Pattern, " "); ok {
+			return m, p
+		}
+		return "GET", r.Pattern
+	}
+	return "", ""
 }
 
 // hasForgeRoutes reports whether the app registered any Forge route.

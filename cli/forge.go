@@ -64,12 +64,16 @@ func (b *Backend) runForgeKeys(ctx context.Context) {
 	}
 }
 
-// pureForgeApp reports whether app ships a Forge manifest without Connect
+// pureForgeApp reports whether app has no Connect descriptor, or ships a
+// Forge manifest without Connect
 // modules (no connectModules, no app.connect): the manifest of a pure Forge
 // app, whose installation on a site supersedes that site's Connect tenant
 // (the platform uninstalls the Connect version without a callback). A
 // Connect-on-Forge manifest keeps both.
 func pureForgeApp(app App) bool {
+	if app.Descriptor() == nil {
+		return true // no Connect at all
+	}
 	ma, ok := app.(ManifestApp)
 	if !ok || len(ma.Manifest()) == 0 {
 		return false

@@ -66,6 +66,9 @@ func TestPureForgeApp(t *testing.T) {
 			}
 		})
 	}
+	if !cli.PureForgeApp(pureForgeApp{}) {
+		t.Error("an app without a Connect descriptor is not counted as pure Forge")
+	}
 	if cli.PureForgeApp(hello.New()) {
 		t.Error("an app without a manifest counted as pure Forge")
 	}
@@ -73,6 +76,6 @@ func TestPureForgeApp(t *testing.T) {
 
 type manifestApp struct{ m string }
 
-func (manifestApp) Descriptor() []byte          { return nil }
+func (manifestApp) Descriptor() []byte          { return []byte(`{"key":"k"}`) }
 func (manifestApp) Routes(*server.Server) error { return nil }
 func (a manifestApp) Manifest() []byte          { return []byte(a.m) }

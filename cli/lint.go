@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tenon-dev/tenon/connectjwt"
+	"github.com/tenon-dev/tenon/forge"
 	"github.com/tenon-dev/tenon/keyring"
 	"github.com/tenon-dev/tenon/lint"
 	"github.com/tenon-dev/tenon/server"
@@ -77,9 +78,11 @@ func runLint(_ context.Context, env Env, app App, args []string) error {
 		return errors.New("nothing to check: give --descriptor or --manifest")
 	}
 	var probs []lint.Problem
-	if in.Descriptor == nil {
+	if in.Descriptor == nil && !own {
 		probs = lint.CheckManifest(in.Manifest, in.ManifestFile)
 	} else {
+		// The app's own files, a pure Forge app's manifest alone included,
+		// are checked against its routes too.
 		if own && app != nil {
 			routes, err := appRoutes(app)
 			if err != nil {
@@ -125,7 +128,7 @@ func appRoutes(app App) ([]lint.Route, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := server.New(server.Config{
+	cfg := server.Config{
 		Descriptor:   app.Descriptor(),
 		BaseURL:      "https://app.invalid",
 		Store:        store,
@@ -133,7 +136,17 @@ func appRoutes(app App) ([]lint.Route, error) {
 		AllowedHosts: []string{"*.atlassian.net"},
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:          time.Now,
-	})
+	}
+	if cfg.Descriptor == nil {
+		// A pure Forge app's routes need Forge on; the key set is never
+		// fetched either.
+		jwks, err := forge.NewJWKS("https://jwks.invalid/.well-known/jwks.json", forge.JWKSOptions{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.ForgeAppID, cfg.ForgeKeys, cfg.ForgeOnly = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-000000000000", jwks, true
+	}
+	s, err := server.New(cfg)
 	if err != nil {
 		return nil, nil
 	}
@@ -175,6 +188,14 @@ func checkApp(app App, s *server.Server, logger *slog.Logger) error {
 	}
 	if s != nil {
 		in.Routes = lintRoutes(s)
+	}
+	if in.Descriptor == nil && in.Manifest == nil {
+		// A pure Forge app without its manifest in the binary: no file to
+		// check.
+		if s != nil {
+			return s.SetupError()
+		}
+		return nil
 	}
 	probs := lint.App(in)
 	var errs []string

@@ -166,6 +166,7 @@ func (b *Backend) build(app App) error {
 	if b.ForgeKeys != nil {
 		sc.ForgeAppID, sc.ForgeKeys = cfg.ForgeAppID, b.ForgeKeys
 		sc.ForgeOnly = cfg.ForgeOnly || pureForgeApp(app)
+		sc.ForgeLicenses = newForgeClient(b.Store, envName, b) // the Forge License API: tenants_reconcile.go
 	}
 	if h, ok := app.(HookedApp); ok {
 		sc.Hooks = h.Hooks()
@@ -235,6 +236,7 @@ func (b *Backend) ServeListener(ctx context.Context, ln net.Listener) error {
 	}()
 	go b.runForgeKeys(runCtx)
 	waitLeader := b.startLeader(runCtx) // leader.go
+	defer b.startReconcile(runCtx)()    // reconcile_serve.go; stops after stopRun below
 	defer func() {
 		stopRun()
 		<-ran

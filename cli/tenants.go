@@ -19,6 +19,7 @@ import (
 const tenantsUsage = `Usage: tenon tenants list [-state S] [-product P] [-uninstalled-before TIME] [-json] [store flags]
        tenon tenants show [-json] [store flags] CLIENTKEY
        tenon tenants purge [-yes] [-reason TEXT] [store flags] CLIENTKEY...
+       tenon tenants reconcile [store flags]
        tenon tenants export [-o FILE] [store flags] CLIENTKEY
        tenon tenants import [-replace] [store flags] -i FILE CLIENTKEY
 
@@ -45,6 +46,9 @@ func tenantsCommands() map[string]func(ctx context.Context, env Env, args []stri
 		// recovery and moves between stores of one kind.
 		"export": func(ctx context.Context, env Env, args []string) error { return runTenantsExport(ctx, env, nil, args) },
 		"import": func(ctx context.Context, env Env, args []string) error { return runTenantsImport(ctx, env, nil, args) },
+		// tenants_reconcile.go: ask Forge about every active installation
+		// and mark those it no longer knows (serve does it daily).
+		"reconcile": func(ctx context.Context, env Env, args []string) error { return runTenantsReconcile(ctx, env, nil, args) },
 	}
 }
 

@@ -143,7 +143,7 @@ func TestTenantsPurgeConfirmsAndAudits(t *testing.T) {
 
 // export and import are reached through the tenants command.
 func TestTenantsExportImportAreCommands(t *testing.T) {
-	for _, sub := range []string{"export", "import"} {
+	for _, sub := range []string{"export", "import", "reconcile"} {
 		code, _, errOut := runCLI(t, nil, "tenants", sub, "-h")
 		if code != 0 || !strings.Contains(errOut, "tenants "+sub) {
 			t.Errorf("tenants %s -h: exit %d, %q", sub, code, errOut)

@@ -58,6 +58,7 @@ type forgeInstall struct {
 	envID         string
 	scopes        []string
 	license       *bool
+	licenseAPI    string // what the License API answers; "" follows license
 	appAccountID  string // the app's own user, acting for system tokens
 	uninstalled   bool
 }
@@ -241,7 +242,8 @@ func (f *Fake) InstallForge(site *Site, opts ForgeInstallOptions) (ForgeInstalla
 }
 
 // UninstallForge uninstalls appID ("" for the default app) from site: its
-// tokens stop working, and a later InstallForge gets a new installation id.
+// tokens stop working for product calls, the Installation Details API
+// answers 404 for it, and a later InstallForge gets a new installation id.
 func (f *Fake) UninstallForge(site *Site, appID string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -251,11 +253,9 @@ func (f *Fake) UninstallForge(site *Site, appID string) error {
 	}
 	in.uninstalled = true
 	delete(f.forge.current, s.info.Name+"\x00"+in.appID)
-	for tok, g := range f.forge.grants {
-		if g.installationID == in.id {
-			delete(f.forge.grants, tok)
-		}
-	}
+	// Its tokens stay known, so the Installation Details API can answer
+	// that the installation is gone; every product call refuses them
+	// (verifyForgeBearerLocked).
 	return nil
 }
 

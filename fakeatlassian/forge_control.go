@@ -11,6 +11,7 @@ import (
 func (f *Fake) forgeRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+forgeJWKSPath, f.serveForgeJWKS)
 	mux.HandleFunc("/ex/{product}/{cloudId}/{rest...}", f.serveForgeAPI)
+	f.forgeAPIRoutes(mux) // forge_api.go
 
 	p := controlPrefix
 	mux.HandleFunc("GET "+p+"/forge", f.ctlForgeInfo)

@@ -390,3 +390,54 @@ func (f *Fake) attemptForge(ctx context.Context, d *forgeDelivery, retry int, la
 	resp.Attempts = retry + 1
 	return resp, false, "", nil
 }
+
+// Forge lifecycle events.
+const (
+	ForgeInstalledEvent   = "avi:forge:installed:app"
+	ForgeUpgradedEvent    = "avi:forge:upgraded:app"
+	ForgeUninstalledEvent = "avi:forge:uninstalled:app"
+)
+
+// ForgeLifecycleOptions describe a Forge lifecycle event sent to a remote.
+type ForgeLifecycleOptions struct {
+	AppID string
+	// Path is the route.path of the remote endpoint of the manifest's
+	// lifecycle trigger.
+	Path string
+	// EventType is ForgeInstalledEvent (default), ForgeUpgradedEvent or
+	// ForgeUninstalledEvent.
+	EventType string
+	// Version is app.version of the event; default "1.0.0".
+	Version string
+	// ModuleKey is the trigger module; default "forge-remote-lifecycle".
+	ModuleKey string
+}
+
+// SendForgeLifecycleEvent delivers a lifecycle event of the installation
+// of opts.AppID on site as Forge does, with SendForgeEvent's token,
+// timeout and retries: the payload names the installation ("id") and the
+// app ("app": {"id", "version"}).
+func (f *Fake) SendForgeLifecycleEvent(ctx context.Context, site *Site, opts ForgeLifecycleOptions) (*ForgeResponse, error) {
+	if opts.EventType == "" {
+		opts.EventType = ForgeInstalledEvent
+	}
+	switch opts.EventType {
+	case ForgeInstalledEvent, ForgeUpgradedEvent, ForgeUninstalledEvent:
+	default:
+		return nil, fmt.Errorf("%w: %q is not a Forge lifecycle event", ErrInvalid, opts.EventType)
+	}
+	if opts.Version == "" {
+		opts.Version = "1.0.0"
+	}
+	if opts.ModuleKey == "" {
+		opts.ModuleKey = "forge-remote-lifecycle"
+	}
+	inst, err := f.ForgeInstallationOf(site, opts.AppID)
+	if err != nil {
+		return nil, err
+	}
+	return f.SendForgeEvent(ctx, site, ForgeEventOptions{
+		AppID: opts.AppID, Path: opts.Path, EventType: opts.EventType, ModuleKey: opts.ModuleKey,
+		Payload: map[string]any{"id": inst.InstallationID, "app": map[string]any{"id": inst.AppID, "version": opts.Version}},
+	})
+}

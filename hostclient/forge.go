@@ -78,13 +78,31 @@ func (c *Client) ForgeAsUser(ctx context.Context, installationID, accountID stri
 }
 
 func (c *Client) forgeCached(ctx context.Context, installationID, accountID string) (*Tenant, error) {
+	in, err := c.forgeInstallation(ctx, installationID)
+	if err != nil {
+		return nil, err
+	}
+	return c.forgeCachedTenant(ctx, in, accountID, in.APIBaseURL)
+}
+
+// forgeInstallation reads a recorded installation, for the calls made
+// with cached tokens.
+func (c *Client) forgeInstallation(ctx context.Context, installationID string) (*tenon.ForgeInstallation, error) {
 	if c.tokens == nil || c.forge.Installations == nil {
-		return nil, errors.New("hostclient: Options.Tokens and Options.Forge.Installations are needed for ForgeAsApp and ForgeAsUser (pass the Store)")
+		return nil, errors.New("hostclient: Options.Tokens and Options.Forge.Installations are needed for Forge calls with cached tokens (pass the Store)")
 	}
 	in, err := c.forge.Installations.ForgeInstallation(ctx, installationID)
 	if err != nil {
 		return nil, fmt.Errorf("hostclient: Forge installation %q: %w", installationID, err)
 	}
+	return in, nil
+}
+
+// forgeCachedTenant is the tenant of in on base (its apiBaseUrl, or the
+// root of the same origin for the platform's own APIs) with the cached
+// token of accountID ("" for the app system token).
+func (c *Client) forgeCachedTenant(ctx context.Context, in *tenon.ForgeInstallation, accountID, base string) (*Tenant, error) {
+	installationID := in.InstallationID
 	key := tenon.ForgeSystemTokenKey(installationID)
 	if accountID != "" {
 		key = tenon.ForgeUserTokenKey(installationID, accountID)
@@ -96,7 +114,7 @@ func (c *Client) forgeCached(ctx context.Context, installationID, accountID stri
 	case err != nil:
 		return nil, fmt.Errorf("hostclient: reading the token cache: %w", err)
 	}
-	t := c.forgeTenant(installationID, in.CloudID, in.APIBaseURL)
+	t := c.forgeTenant(installationID, in.CloudID, base)
 	if t.err == nil {
 		t.err = checkForgeToken(installationID, tok, accountID != "")
 	}

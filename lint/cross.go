@@ -56,7 +56,12 @@ type Input struct {
 //
 // Lifecycle paths are mounted by tenon itself and always served.
 func App(in Input) []Problem {
-	dd, probs := checkDescriptor(in.Descriptor, in.DescriptorFile)
+	// A pure Forge app has no descriptor: only its manifest is checked.
+	var dd *doc
+	var probs []Problem
+	if in.Descriptor != nil || in.Manifest == nil {
+		dd, probs = checkDescriptor(in.Descriptor, in.DescriptorFile)
+	}
 	var md *doc
 	if in.Manifest != nil {
 		var mp []Problem

@@ -1,6 +1,7 @@
 package lint_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/tenon-dev/tenon/lint"
@@ -104,5 +105,33 @@ func TestHasErrorsIgnoresWarnings(t *testing.T) {
 	}
 	if !lint.HasErrors(append(w, lint.Problem{Severity: lint.Error})) {
 		t.Error("an error is not found")
+	}
+}
+
+// A pure Forge app has no descriptor: its manifest is checked against its
+// Forge routes, and nothing is said about a descriptor.
+func TestCrossCheckPureForge(t *testing.T) {
+	var forgeRoutes []lint.Route
+	for _, r := range baseRoutes() {
+		if r.Kind == "forge-remote" || r.Kind == "forge-event" || r.Kind == "forge-trigger" {
+			forgeRoutes = append(forgeRoutes, r)
+		}
+	}
+	same(t, lint.App(lint.Input{Manifest: []byte(readFile(t, "testdata/base.yml")), ManifestFile: "m.yml", Routes: forgeRoutes}), nil)
+	// A manifest endpoint the app serves no route for is still found.
+	var without []lint.Route
+	for _, r := range forgeRoutes {
+		if r.Pattern != "POST /forge/events" {
+			without = append(without, r)
+		}
+	}
+	probs := lint.App(lint.Input{Manifest: []byte(readFile(t, "testdata/base.yml")), ManifestFile: "m.yml", Routes: without})
+	if !lint.HasErrors(probs) {
+		t.Errorf("a manifest endpoint without its route passed: %v", probs)
+	}
+	for _, p := range probs {
+		if strings.Contains(p.String(), "descriptor") {
+			t.Errorf("a problem of a descriptor the app does not have: %s", p)
+		}
 	}
 }

@@ -15,10 +15,13 @@ import (
 )
 
 // Config configures a Server. Descriptor, BaseURL, Store, InstallKeys and
-// AllowedHosts are required; the rest have defaults.
+// AllowedHosts are required — a pure Forge app has no Descriptor and needs
+// no InstallKeys; the rest have defaults.
 type Config struct {
 	// Descriptor is the developer's atlassian-connect.json, served as is
-	// except for the value of its top-level "baseUrl".
+	// except for the value of its top-level "baseUrl". Empty for a pure
+	// Forge app (ForgeAppID set): then no descriptor is served, no Connect
+	// lifecycle route is mounted, and Module, API and Webhook panic.
 	Descriptor []byte
 	// BaseURL is the public base URL of the app, e.g.
 	// "https://app.example.com" or "https://example.com/myapp". It replaces
@@ -238,11 +241,11 @@ func (cfg *Config) validate() (*url.URL, error) {
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("server: Config.Store is nil: open a store (sqlite.Open or postgres.Open) and set it")
 	}
-	if cfg.InstallKeys == nil {
+	if cfg.InstallKeys == nil && len(cfg.Descriptor) > 0 {
 		return nil, fmt.Errorf("server: Config.InstallKeys is nil: set it to a connectjwt.KeyServer for the environment's key server (Environment.Defaults().KeyServerURL)")
 	}
-	if len(cfg.Descriptor) == 0 {
-		return nil, fmt.Errorf("server: Config.Descriptor is empty: set it to the contents of atlassian-connect.json")
+	if len(cfg.Descriptor) == 0 && cfg.ForgeAppID == "" {
+		return nil, fmt.Errorf("server: Config.Descriptor is empty: set it to the contents of atlassian-connect.json (a pure Forge app has none, and sets ForgeAppID instead)")
 	}
 	if cfg.BaseURL == "" {
 		return nil, fmt.Errorf("server: Config.BaseURL is empty: set it to the app's public URL, e.g. https://app.example.com")

@@ -41,7 +41,7 @@ func (s *Server) acceptForge(kind forgeRouteKind, queue string) HandlerFunc {
 		if p == nil || p.Forge == nil {
 			return errors.New("server: Forge delivery without a principal")
 		}
-		body, err := readForgeBody(r)
+		body, err := readDelivery(r)
 		if err != nil {
 			return err
 		}
@@ -85,23 +85,9 @@ func (s *Server) acceptForge(kind forgeRouteKind, queue string) HandlerFunc {
 				return err
 			}
 		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(&rec); err != nil {
-			return fmt.Errorf("server: encode Forge job: %w", err)
-		}
-		nj := tenon.NewJob{
-			ClientKey: p.ClientKey(),
-			DedupeKey: rec.ID,
-			Payload:   bytes.TrimSuffix(buf.Bytes(), []byte("\n")),
-		}
-		jobID, created, err := s.work.runner.Enqueue(r.Context(), queue, nj)
+		jobID, created, err := s.enqueueDelivery(r.Context(), "Forge", queue, p.ClientKey(), rec.ID, &rec)
 		if err != nil {
-			if code := tenon.ErrorCode(err); code == tenon.EINVALID || code == tenon.ETOOLARGE {
-				return err
-			}
-			return tenon.WrapError(tenon.EUNAVAILABLE, "The event could not be stored; send it again later.", err)
+			return err
 		}
 		s.log.DebugContext(r.Context(), "Forge "+rec.Kind+" queued", "type", rec.Type, "client_key", p.ClientKey(),
 			"job", jobID, "duplicate", !created, "retry", rec.Retry)

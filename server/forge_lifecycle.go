@@ -1,11 +1,9 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -141,7 +139,7 @@ func (h *forgeLifecycleHandler) run(ctx context.Context, what string, f func(con
 
 // readForgeLifecycle reads the body of a lifecycle delivery.
 func readForgeLifecycle(r *http.Request) (*forgeLifecycleBody, error) {
-	body, err := readForgeBody(r)
+	body, err := readDelivery(r)
 	if err != nil {
 		return nil, err
 	}
@@ -166,23 +164,6 @@ func readForgeLifecycle(r *http.Request) (*forgeLifecycleBody, error) {
 		return &ev, nil
 	}
 	return nil, errInvalid("This endpoint takes Forge lifecycle events (avi:forge:installed:app, avi:forge:upgraded:app) only.")
-}
-
-// readForgeBody reads a Forge delivery's body, mapping a body over the
-// route's limit to 413 and other read failures to 400. Shared by the
-// lifecycle route and event intake.
-func readForgeBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		if err := normalize(err); tenon.ErrorCode(err) == tenon.ETOOLARGE {
-			return nil, err
-		}
-		return nil, tenon.WrapError(tenon.EINVALID, "The request body could not be read.", err)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, nil
-	}
-	return body, nil
 }
 
 // apply commits the event and then admits the call (records it and

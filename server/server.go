@@ -205,13 +205,17 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	desc, err := parseDescriptor(cfg.Descriptor)
-	if err != nil {
-		return nil, err
-	}
-	served, err := spliceBaseURL(cfg.Descriptor, cfg.BaseURL)
-	if err != nil {
-		return nil, err
+	// A pure Forge app has no Connect descriptor: no descriptor is
+	// served (404) and no Connect lifecycle route is mounted; only its
+	// Forge routes and public ones can be registered.
+	desc, served := &descriptor{}, []byte(nil)
+	if len(cfg.Descriptor) > 0 {
+		if desc, err = parseDescriptor(cfg.Descriptor); err != nil {
+			return nil, err
+		}
+		if served, err = spliceBaseURL(cfg.Descriptor, cfg.BaseURL); err != nil {
+			return nil, err
+		}
 	}
 	s := &Server{
 		cfg:        cfg,
@@ -232,6 +236,9 @@ func New(cfg Config) (*Server, error) {
 		s.allJSOrigin = u.Scheme + "://" + u.Host
 	}
 
+	if served == nil {
+		return s, nil
+	}
 	s.mux.Handle("GET "+s.basePath+"/atlassian-connect.json", limitBody(cfg.MaxBodyBytes)(http.HandlerFunc(s.serveDescriptor)))
 	lifecycle := []struct {
 		name string
@@ -273,14 +280,14 @@ func (s *Server) handle(pattern string, h http.Handler) (err error) {
 	return nil
 }
 
-// AppKey returns the descriptor's app key.
+// AppKey returns the descriptor's app key; "" for a pure Forge app.
 func (s *Server) AppKey() string { return s.desc.Key }
 
 // AllJSURL returns where pages load the AP library from (Config.AllJSURL).
 func (s *Server) AllJSURL() string { return s.cfg.AllJSURL }
 
 // Descriptor returns the descriptor as served, with Config.BaseURL spliced
-// in. The caller must not modify it.
+// in; nil for a pure Forge app. The caller must not modify it.
 func (s *Server) Descriptor() []byte { return s.descriptor }
 
 // Module mounts an iframe or server-to-server route. pattern is a
@@ -317,6 +324,9 @@ func (s *Server) Public(pattern string, h http.Handler) {
 }
 
 func (s *Server) register(kind routeKind, pattern, defaultMethod string, h HandlerFunc, opts []RouteOption) {
+	if s.descriptor == nil && (kind == kindModule || kind == kindAPI || kind == kindWebhook) {
+		panic(fmt.Sprintf("server: %s route %q: a pure Forge app (no Connect descriptor) has no Connect routes; use ForgeRemote, ForgeEvent or ForgeTrigger", kind, pattern))
+	}
 	rt := &route{kind: kind, maxBody: s.cfg.MaxBodyBytes}
 	for _, o := range opts {
 		o(rt)

@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -235,16 +233,11 @@ func (s *Server) acceptWebhook(hp *hookPath) HandlerFunc {
 		if p == nil {
 			return errors.New("server: queued webhook without a principal")
 		}
-		body, err := io.ReadAll(r.Body)
+		body, err := readDelivery(r) // nil for a webhook with excludeBody
 		if err != nil {
-			if err := normalize(err); tenon.ErrorCode(err) == tenon.ETOOLARGE {
-				return err
-			}
-			return tenon.WrapError(tenon.EINVALID, "The request body could not be read.", err)
+			return err
 		}
-		if len(bytes.TrimSpace(body)) == 0 {
-			body = nil // a webhook with excludeBody
-		} else if !json.Valid(body) {
+		if body != nil && !json.Valid(body) {
 			return errInvalid("The webhook body is not valid JSON.")
 		}
 		event, err := s.eventOf(hp, body)
@@ -259,26 +252,16 @@ func (s *Server) acceptWebhook(hp *hookPath) HandlerFunc {
 			Event: event, ID: id, Retry: retry, Query: withoutJWT(r.URL.RawQuery),
 			AccountID: p.AccountID, ReceivedAt: s.cfg.Now().UTC(), Body: body,
 		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(&job); err != nil {
-			return fmt.Errorf("server: encode webhook job: %w", err)
-		}
-		nj := tenon.NewJob{ClientKey: p.ClientKey(), Payload: bytes.TrimSuffix(buf.Bytes(), []byte("\n"))}
+		dedupe := ""
 		if id != "" {
 			// The identifier is unique per site and event; the queue is
 			// per event, so the site completes the key. The identifier
 			// has no spaces, so the pair is unambiguous.
-			nj.DedupeKey = id + " " + p.ClientKey()
+			dedupe = id + " " + p.ClientKey()
 		}
-		jobID, created, err := s.work.runner.Enqueue(r.Context(), WebhookQueue(event), nj)
+		jobID, created, err := s.enqueueDelivery(r.Context(), "webhook", WebhookQueue(event), p.ClientKey(), dedupe, &job)
 		if err != nil {
-			if code := tenon.ErrorCode(err); code == tenon.EINVALID || code == tenon.ETOOLARGE {
-				return err
-			}
-			// Not stored: the product must send it again.
-			return tenon.WrapError(tenon.EUNAVAILABLE, "The event could not be stored; send it again later.", err)
+			return err
 		}
 		s.log.DebugContext(r.Context(), "webhook queued", "event", event, "client_key", p.ClientKey(),
 			"job", jobID, "duplicate", !created, "retry", retry)
