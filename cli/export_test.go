@@ -19,6 +19,7 @@ var (
 	RunTenantsExport = runTenantsExport
 	RunTenantsImport = runTenantsImport
 )
+
 // RunTenantsReconcile exposes `tenants reconcile`, which the tenants
 // dispatcher runs, to the external tests.
 var RunTenantsReconcile = runTenantsReconcile

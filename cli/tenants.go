@@ -48,7 +48,9 @@ func tenantsCommands() map[string]func(ctx context.Context, env Env, args []stri
 		"import": func(ctx context.Context, env Env, args []string) error { return runTenantsImport(ctx, env, nil, args) },
 		// tenants_reconcile.go: ask Forge about every active installation
 		// and mark those it no longer knows (serve does it daily).
-		"reconcile": func(ctx context.Context, env Env, args []string) error { return runTenantsReconcile(ctx, env, nil, args) },
+		"reconcile": func(ctx context.Context, env Env, args []string) error {
+			return runTenantsReconcile(ctx, env, nil, args)
+		},
 	}
 }
 
