@@ -92,6 +92,14 @@ func (s *Server) principal(inst *tenon.Installation) *tenon.Principal {
 	return p
 }
 
+// TenantData returns the app data of the tenant clientKey, for work on a
+// tenant outside a request that verified it: lifecycle and personal-data
+// hooks, jobs. Never pass it a clientKey taken from an unverified request;
+// handlers use Principal.Data.
+func (s *Server) TenantData(clientKey string) *tenon.TenantData {
+	return tenon.NewPrincipal(&tenon.Installation{ClientKey: clientKey}, s.cfg.Store).Data()
+}
+
 // Products returns the product clients of Config.Products, for code that
 // calls the product outside a request (nil when none is configured).
 func (s *Server) Products() tenon.ProductClients { return s.cfg.Products }

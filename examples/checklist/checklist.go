@@ -91,6 +91,9 @@ type App struct {
 	locks keyedMutex
 	// forgeHost makes the Forge calls (set by forgeRoutes).
 	forgeHost *hostclient.Client
+	// srv is the server the routes are on, for the personal-data hooks,
+	// which act on a tenant outside a request.
+	srv *server.Server
 }
 
 // asset is one static file with its content hash, which versions its URL
@@ -145,6 +148,7 @@ func (a *App) Routes(s *server.Server) error {
 		return fmt.Errorf("checklist: Options.AllJSURL %q must be an absolute http(s) URL", a.opts.AllJSURL)
 	}
 
+	a.srv = s
 	s.Public("GET /static/", http.HandlerFunc(a.serveStatic))
 	s.Module("GET /panel", a.panel, server.RequireLicense())
 

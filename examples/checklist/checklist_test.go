@@ -132,6 +132,7 @@ type env struct {
 	store *sqlite.Store
 	jira  *jira
 	logs  *bytes.Buffer
+	app   *checklist.App
 }
 
 func newEnv(t *testing.T) *env {
@@ -177,7 +178,7 @@ func newEnv(t *testing.T) *env {
 	if err := app.Routes(srv); err != nil {
 		t.Fatalf("Routes: %v", err)
 	}
-	return &env{t: t, h: srv, srv: srv, store: store, jira: j, logs: logs}
+	return &env{t: t, h: srv, srv: srv, store: store, jira: j, logs: logs, app: app}
 }
 
 // process runs the server's job runner (once per test) and waits until
