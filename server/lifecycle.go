@@ -183,8 +183,15 @@ func (s *Server) handleInstalled(w http.ResponseWriter, r *http.Request) error {
 		CloudID:        b.CloudID,
 		Payload:        json.RawMessage(raw),
 	}
+	// The record before this install, to tell the operator when a site
+	// comes back under its clientKey with another baseUrl (a site import,
+	// a clone, a rename): never merged or split silently, but seen.
+	prev, _ := s.cfg.Store.Installation(r.Context(), inst.ClientKey)
 	if err := s.cfg.Store.SaveInstallation(r.Context(), inst); err != nil {
 		return s.lifecycleRefused(r, evInstalled, b, storeError("The installation could not be saved; try again.", err))
+	}
+	if prev != nil && prev.BaseURL != inst.BaseURL {
+		s.noteSiteMoved(r.Context(), prev, inst)
 	}
 	s.tenants.invalidate(inst.ClientKey)
 	noteClientKey(r.Context(), inst.ClientKey)
@@ -193,6 +200,22 @@ func (s *Server) handleInstalled(w http.ResponseWriter, r *http.Request) error {
 	s.acknowledge(w)
 	s.runHook(r, evInstalled, s.cfg.Hooks.Installed, inst)
 	return nil
+}
+
+// noteSiteMoved logs and audits a reinstall that changed the tenant's
+// baseUrl. The tenant keeps its data: the same clientKey is the same
+// tenant to Atlassian; the operator decides whether that is right
+// (tenon tenants show lists the audit row).
+func (s *Server) noteSiteMoved(ctx context.Context, prev, inst *tenon.Installation) {
+	s.log.WarnContext(ctx, "a reinstall changed the site's base URL; the tenant keeps its data (check tenon tenants show)",
+		"client_key", inst.ClientKey, "old_base_url", prev.BaseURL, "base_url", inst.BaseURL)
+	if as, ok := s.cfg.Store.(tenon.AuditStore); ok {
+		err := as.Audit(ctx, tenon.AuditEntry{Action: tenon.AuditSiteMoved, ClientKey: inst.ClientKey, Actor: "lifecycle",
+			Detail: "baseUrl " + prev.BaseURL + " -> " + inst.BaseURL})
+		if err != nil {
+			s.log.WarnContext(ctx, "the site move could not be audited", "client_key", inst.ClientKey, "error", err)
+		}
+	}
 }
 
 // refuseDowngrade refuses a reinstall that would move a tenant recorded

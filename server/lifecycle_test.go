@@ -500,3 +500,32 @@ func TestNoHookOnIgnoredStateChange(t *testing.T) {
 		t.Fatal("disabled hook ran for an uninstalled tenant")
 	}
 }
+
+// A reinstall that moves a tenant to another baseUrl keeps its data and
+// is told to the operator: a warning in the log and an audit row.
+func TestReinstallWithAnotherBaseURLIsAudited(t *testing.T) {
+	e := newEnv(t)
+	e.install("client-a", "secret-a")
+	moved := "https://renamed.atlassian.net"
+	r := e.lifecycle("installed", lifecycleBody("client-a", "secret-a", func(m map[string]any) { m["baseUrl"] = moved }), e.installToken("client-a", "installed"))
+	if r.status != http.StatusNoContent {
+		t.Fatalf("reinstall with a new baseUrl: %d %s", r.status, r.body)
+	}
+	if got := e.installation("client-a").BaseURL; got != moved {
+		t.Fatalf("baseUrl %q, want %q", got, moved)
+	}
+	var as tenon.AuditStore = e.store
+	rows, err := as.AuditEntries(context.Background(), tenon.AuditFilter{ClientKey: "client-a", Action: tenon.AuditSiteMoved})
+	if err != nil || len(rows) != 1 || !strings.Contains(rows[0].Detail, siteURL+" -> "+moved) {
+		t.Fatalf("audit rows %+v, %v", rows, err)
+	}
+	if !strings.Contains(e.logs.String(), "changed the site's base URL") {
+		t.Errorf("no warning in the log:\n%s", e.logs.String())
+	}
+	// The same baseUrl again is no move.
+	e.install("client-a", "secret-a")
+	e.install("client-a", "secret-b")
+	if rows, _ := as.AuditEntries(context.Background(), tenon.AuditFilter{ClientKey: "client-a", Action: tenon.AuditSiteMoved}); len(rows) != 2 {
+		t.Fatalf("%d site-moved rows after moving back and reinstalling, want 2 (one move each way)", len(rows))
+	}
+}
