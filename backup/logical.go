@@ -49,6 +49,9 @@ func isDSN(s string) bool {
 
 // storeTables lists tenon's tables in the connection's schema (the first
 // of its search_path, as the store uses) and the store's schema version.
+// Two are not data: the migration record (the restored schema has its
+// own) and the leader's lease (tenon_leader, made by the elector when it
+// first campaigns, not by a migration: a restored deployment elects anew).
 func storeTables(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 	QueryRow(context.Context, string, ...any) pgx.Row
@@ -58,7 +61,8 @@ func storeTables(ctx context.Context, q interface {
 		return nil, 0, fmt.Errorf("%w: no tenon schema here (%v); check the DSN names tenon's database and search_path", ErrNoBackup, err)
 	}
 	rows, err := q.Query(ctx, `SELECT table_name FROM information_schema.tables
-		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name <> 'tenon_migrations' ORDER BY table_name`)
+		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+		AND table_name NOT IN ('tenon_migrations', 'tenon_leader') ORDER BY table_name`)
 	if err != nil {
 		return nil, 0, err
 	}
