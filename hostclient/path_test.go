@@ -16,10 +16,10 @@ import (
 // refusal must say.
 var refusedPaths = []struct {
 	name, path, why string
-	// library: through HTTPClient the path is legitimate, since a URL a
+	// builtByClient: through HTTPClient the path is legitimate, since a URL a
 	// library builds is encoded (non-ASCII) or cut (the fragment) on its
 	// way to the wire.
-	library bool
+	builtByClient bool
 }{
 	{"empty", "", "must start with '/'", false},
 	{"relative", "rest/api/3/myself", "must start with '/'", false},
@@ -122,7 +122,7 @@ func TestRefusedPathsAreNeverSent(t *testing.T) {
 				// parse it cannot send either. The base URL itself is a
 				// proper target there.
 				u, perr := url.Parse(r.tenant.BaseURL() + tt.path)
-				if perr != nil || tt.library || tt.path == "" {
+				if perr != nil || tt.builtByClient || tt.path == "" {
 					continue
 				}
 				resp, err := r.tenant.HTTPClient().Do(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
