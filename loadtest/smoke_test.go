@@ -129,7 +129,14 @@ func TestSmokeProfiles(t *testing.T) {
 // HTML showing them with its plots inline.
 func checkReport(t *testing.T, name string, rep *loadtest.Report, htmlPath string) {
 	t.Helper()
-	if rep.Total.Count == 0 || len(rep.Windows) < 2 || rep.Total.Latency.P50 <= 0 || rep.Total.Latency.P99 < rep.Total.Latency.P50 {
+	// A run bounded by its request count (the closed model's 300) may
+	// end inside its first window on a fast machine; the timed runs
+	// span several.
+	minWindows := 2
+	if name == "closed" {
+		minWindows = 1
+	}
+	if rep.Total.Count == 0 || len(rep.Windows) < minWindows || rep.Total.Latency.P50 <= 0 || rep.Total.Latency.P99 < rep.Total.Latency.P50 {
 		t.Errorf("%s: thin report: %d requests, %d windows, latency %+v", name, rep.Total.Count, len(rep.Windows), rep.Total.Latency)
 	}
 	var rss bool
