@@ -1,6 +1,7 @@
 package connectjwt
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/hmac"
@@ -8,6 +9,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 	"time"
 )
 
@@ -36,13 +39,55 @@ func (v *Verifier) VerifyHS256(t *Token, secret []byte) error {
 		// An empty key would let anyone sign: refuse rather than "verify".
 		return fmt.Errorf("%w: empty shared secret", ErrSignature)
 	}
-	mac := hmac.New(sha256.New, secret)
+	return v.verifyHS256(t, hmac.New(sha256.New, secret))
+}
+
+// verifyHS256 checks t's signature with mac, keyed with the secret and
+// reset, then the time claims.
+func (v *Verifier) verifyHS256(t *Token, mac hash.Hash) error {
 	mac.Write(t.signingInput)
 	var sum [sha256.Size]byte
 	if !hmac.Equal(mac.Sum(sum[:0]), t.signature) {
 		return fmt.Errorf("%w: HS256 signature does not match", ErrSignature)
 	}
 	return v.checkTimes(t)
+}
+
+// HS256Key is a shared secret made ready for verifying many tokens:
+// the HMAC keyed with it is built once and reused, so a verification
+// neither allocates the MAC nor hashes the key again. It is safe for
+// concurrent use. A key belongs to one secret: a rotated secret needs a
+// new HS256Key.
+type HS256Key struct {
+	empty bool
+	macs  sync.Pool // of hash.Hash keyed with the secret
+}
+
+// NewHS256Key prepares secret for VerifyHS256Key. The secret is copied.
+func NewHS256Key(secret []byte) *HS256Key {
+	k := &HS256Key{empty: len(secret) == 0}
+	key := bytes.Clone(secret)
+	k.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return k
+}
+
+// VerifyHS256Key is VerifyHS256 with a prepared key: the same checks, in
+// the same order, with the same errors.
+func (v *Verifier) VerifyHS256Key(t *Token, k *HS256Key) error {
+	if t == nil || t.signingInput == nil {
+		return fmt.Errorf("%w: not a parsed token", ErrMalformed)
+	}
+	if t.Alg != algHS256 {
+		return fmt.Errorf("%w: %s, want %s", ErrAlgorithm, quoteShort(t.Alg), algHS256)
+	}
+	if k == nil || k.empty {
+		return fmt.Errorf("%w: empty shared secret", ErrSignature)
+	}
+	mac := k.macs.Get().(hash.Hash)
+	mac.Reset()
+	err := v.verifyHS256(t, mac)
+	k.macs.Put(mac)
+	return err
 }
 
 // VerifyRS256 checks a signed-install token: alg is exactly "RS256", kid

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,8 +158,15 @@ func TestVerifyHS256(t *testing.T) {
 				key = tt.secret
 			}
 			tok, err := connectjwt.Parse(tt.token)
+			errKey := err
 			if err == nil {
 				err = v.VerifyHS256(tok, key)
+				// The prepared key gives the same answer, used twice
+				// (the second time with a pooled MAC).
+				k := connectjwt.NewHS256Key(key)
+				for range 2 {
+					errKey = v.VerifyHS256Key(tok, k)
+				}
 			}
 			if tt.wantErr == nil && err != nil {
 				t.Fatalf("err = %v, want nil", err)
@@ -166,7 +174,49 @@ func TestVerifyHS256(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
+			if (errKey == nil) != (err == nil) || !errors.Is(errKey, tt.wantErr) {
+				t.Fatalf("VerifyHS256Key: err = %v, want %v", errKey, tt.wantErr)
+			}
 		})
+	}
+}
+
+// A prepared key's pooled MACs start clean: a failed verification, with
+// state left half-written, never changes the next one's answer, and
+// concurrent use agrees with one-off verification.
+func TestHS256KeyReuse(t *testing.T) {
+	v := &connectjwt.Verifier{Now: fixedClock(now)}
+	good := mustParse(t, hsToken(hsHeader, payload(t, nil), secret))
+	bad := mustParse(t, hsToken(hsHeader, payload(t, nil), []byte("another secret")))
+	k := connectjwt.NewHS256Key(secret)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				tok, want := good, error(nil)
+				if i%2 == 1 {
+					tok, want = bad, connectjwt.ErrSignature
+				}
+				if err := v.VerifyHS256Key(tok, k); !errors.Is(err, want) || (want == nil && err != nil) {
+					errs <- fmt.Errorf("goroutine %d: err = %v, want %v", i, err, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := v.VerifyHS256Key(good, nil); !errors.Is(err, connectjwt.ErrSignature) {
+		t.Errorf("nil key: err = %v, want ErrSignature", err)
+	}
+	if err := v.VerifyHS256Key(nil, k); !errors.Is(err, connectjwt.ErrMalformed) {
+		t.Errorf("nil token: err = %v, want ErrMalformed", err)
 	}
 }
 

@@ -88,7 +88,7 @@ func (s *Server) verifyRequest(r *http.Request, rt *route) (*tenon.Principal, st
 	if t.inst.State == tenon.StateUninstalled {
 		return nil, iss, errUnauthorized(msgUnknownTenant)
 	}
-	if err := s.verifier.VerifyHS256(tok, t.secret); err != nil {
+	if err := s.verifier.VerifyHS256Key(tok, t.key); err != nil {
 		return nil, iss, verifyError(err)
 	}
 	// Only a caller holding the secret learns that the app is disabled.

@@ -6,13 +6,16 @@ import (
 	"time"
 
 	"github.com/tenon-dev/tenon"
+	"github.com/tenon-dev/tenon/connectjwt"
 )
 
-// tenant is a cached installation with its secret as bytes, ready for
-// HMAC, so the hot path neither queries the store nor converts the secret.
+// tenant is a cached installation with its secret prepared for HMAC, so
+// the hot path neither queries the store nor keys a MAC. The key is made
+// from the record it is cached with: a new secret arrives with a new
+// record, and with it a new key.
 type tenant struct {
 	inst    *tenon.Installation // shared; never modified after caching
-	secret  []byte
+	key     *connectjwt.HS256Key
 	expires time.Time
 }
 
@@ -52,7 +55,7 @@ func (c *tenantCache) get(ctx context.Context, clientKey string) (*tenant, error
 	if err != nil {
 		return nil, err
 	}
-	t = &tenant{inst: inst, secret: []byte(inst.SharedSecret), expires: now.Add(c.ttl)}
+	t = &tenant{inst: inst, key: connectjwt.NewHS256Key([]byte(inst.SharedSecret)), expires: now.Add(c.ttl)}
 	if c.ttl > 0 {
 		c.mu.Lock()
 		if c.gen == gen {
