@@ -18,16 +18,20 @@ const timeFormat = "2006-01-02T15:04:05.000000Z"
 const installationColumns = `client_key, app_key, shared_secret, base_url, display_url, product_type,
 	oauth_client_id, installation_id, cloud_id, state, payload, installed_at, updated_at, uninstalled_at, superseded_by`
 
+// The point reads run on the lookup connections (lookup.go).
+const (
+	getInstallationSQL = `SELECT ` + installationColumns + ` FROM installations WHERE client_key = ?`
+	getValueSQL        = `SELECT value FROM app_data WHERE client_key = ? AND key = ?`
+)
+
 func (s *Store) prepare(ctx context.Context) error {
 	stmts := []struct {
 		dst   **sql.Stmt
 		db    *sql.DB
 		query string
 	}{
-		{&s.getInstallation, s.reader, `SELECT ` + installationColumns + ` FROM installations WHERE client_key = ?`},
 		{&s.listInstallations, s.reader, `SELECT ` + installationColumns + ` FROM installations ORDER BY client_key`},
 		{&s.listInstallationsBy, s.reader, `SELECT ` + installationColumns + ` FROM installations WHERE state = ? ORDER BY client_key`},
-		{&s.getValue, s.reader, `SELECT value FROM app_data WHERE client_key = ? AND key = ?`},
 		{&s.saveInstallation, s.writer, `
 			INSERT INTO installations (client_key, app_key, shared_secret, base_url, display_url, product_type,
 				oauth_client_id, installation_id, cloud_id, state, payload, installed_at, updated_at, uninstalled_at)
@@ -136,12 +140,16 @@ func (s *Store) Installation(ctx context.Context, clientKey string) (*tenon.Inst
 	if !storeutil.ValidClientKey(clientKey) {
 		return nil, storeutil.NotFound(clientKey)
 	}
-	in, err := s.scanInstallation(s.getInstallation.QueryRowContext(ctx, clientKey))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, storeutil.NotFound(clientKey)
-	}
+	var in *tenon.Installation
+	found, err := s.lookupInstallation(ctx, clientKey, func(row scanner) (err error) {
+		in, err = s.scanInstallation(row)
+		return err
+	})
 	if err != nil {
 		return nil, s.fail("get installation", err)
+	}
+	if !found {
+		return nil, storeutil.NotFound(clientKey)
 	}
 	return in, nil
 }
@@ -262,13 +270,12 @@ func (s *Store) GetValue(ctx context.Context, clientKey, key string) (json.RawMe
 	if !storeutil.ValidClientKey(clientKey) {
 		return nil, storeutil.ValueNotFound(key)
 	}
-	var v []byte
-	err := s.getValue.QueryRowContext(ctx, clientKey, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, storeutil.ValueNotFound(key)
-	}
+	v, found, err := s.lookupValue(ctx, clientKey, key)
 	if err != nil {
 		return nil, s.fail("get value", err)
+	}
+	if !found {
+		return nil, storeutil.ValueNotFound(key)
 	}
 	return v, nil
 }
