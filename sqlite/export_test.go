@@ -17,3 +17,13 @@ func SwapSealed(ctx context.Context, s *Store, table, key string, old, new []str
 	}
 	return 0, fmt.Errorf("no sealed table %q", table)
 }
+
+// HoldLookup takes one of the store's lookup connections, as a read in
+// progress would, until release is called.
+func HoldLookup(ctx context.Context, s *Store) (release func(), err error) {
+	c, err := s.lookups.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func() { s.lookups.put(c) }, nil
+}

@@ -68,16 +68,20 @@ func (p *lookupPool) get(ctx context.Context) (*lookupConn, error) {
 	select {
 	case c = <-p.slots:
 	default:
+		p.waits.Add(1)
 		start := time.Now()
+		var err error
 		select {
 		case c = <-p.slots:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			err = ctx.Err()
 		case <-p.closing:
-			return nil, errLookupsClosed
+			err = errLookupsClosed
 		}
-		p.waits.Add(1)
 		p.waited.Add(int64(time.Since(start)))
+		if err != nil {
+			return nil, err
+		}
 	}
 	if p.closed.Load() {
 		p.slots <- c
