@@ -27,3 +27,10 @@ func HoldLookup(ctx context.Context, s *Store) (release func(), err error) {
 	}
 	return func() { s.lookups.put(c) }, nil
 }
+
+// CommitsWaiting says how many writes wait for a group commit.
+func CommitsWaiting(s *Store) int {
+	s.commits.mu.Lock()
+	defer s.commits.mu.Unlock()
+	return len(s.commits.waiting)
+}

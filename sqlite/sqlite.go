@@ -81,7 +81,7 @@ type Store struct {
 	deleteTenantData    *sql.Stmt    // writer
 
 	lookups  *lookupPool // the point reads of every request (lookup.go)
-	enqueues groupCommit // batches concurrent Enqueue calls (jobs.go)
+	commits  groupCommit // batches concurrent durable writes (groupcommit.go)
 
 	busyTimeout time.Duration
 	closed      atomic.Bool
@@ -150,6 +150,7 @@ func (s *Store) open(opts Options) error {
 	s.writer.SetMaxIdleConns(1)
 	s.writer.SetConnMaxLifetime(0)
 	s.writer.SetConnMaxIdleTime(0)
+	s.commits.db, s.commits.timeout = s.writer, s.busyTimeout+5*time.Second
 	if err := s.checkPragmas(ctx); err != nil {
 		return err
 	}
