@@ -80,8 +80,8 @@ type Store struct {
 	deleteValue         *sql.Stmt    // writer
 	deleteTenantData    *sql.Stmt    // writer
 
-	lookups  *lookupPool // the point reads of every request (lookup.go)
-	commits  groupCommit // batches concurrent durable writes (groupcommit.go)
+	lookups *lookupPool // the point reads of every request (lookup.go)
+	commits groupCommit // batches concurrent durable writes (groupcommit.go)
 
 	busyTimeout time.Duration
 	closed      atomic.Bool
