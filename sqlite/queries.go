@@ -32,6 +32,14 @@ func (s *Store) prepare(ctx context.Context) error {
 	}{
 		{&s.listInstallations, s.reader, `SELECT ` + installationColumns + ` FROM installations ORDER BY client_key`},
 		{&s.listInstallationsBy, s.reader, `SELECT ` + installationColumns + ` FROM installations WHERE state = ? ORDER BY client_key`},
+		// Whether a Connect tenant has Forge-only installations to link,
+		// asked after every install (forge.go).
+		{&s.forgePending, s.reader, `
+			SELECT EXISTS (SELECT 1 FROM forge_installations f
+				WHERE ((f.installation_id = i.installation_id AND i.installation_id <> '')
+					OR (f.cloud_id = i.cloud_id AND i.cloud_id <> ''))
+					AND f.client_key >= ? AND f.client_key < ?)
+			FROM installations i WHERE i.client_key = ?`},
 		{&s.saveInstallation, s.writer, `
 			INSERT INTO installations (client_key, app_key, shared_secret, base_url, display_url, product_type,
 				oauth_client_id, installation_id, cloud_id, state, payload, installed_at, updated_at, uninstalled_at)

@@ -73,6 +73,7 @@ type Store struct {
 	listInstallations   *sql.Stmt    // reader
 	listInstallationsBy *sql.Stmt    // reader
 	listValues          [4]*sql.Stmt // reader; index strict | upper<<1
+	forgePending        *sql.Stmt    // reader
 	saveInstallation    *sql.Stmt    // writer
 	lockedInstallation  *sql.Stmt    // writer
 	updateState         *sql.Stmt    // writer
@@ -252,7 +253,7 @@ func (s *Store) Close() error {
 
 func (s *Store) statements() []*sql.Stmt {
 	return append([]*sql.Stmt{
-		s.listInstallations, s.listInstallationsBy,
+		s.listInstallations, s.listInstallationsBy, s.forgePending,
 		s.saveInstallation, s.lockedInstallation, s.updateState,
 		s.putValue, s.deleteValue, s.deleteTenantData,
 	}, s.listValues[:]...)
