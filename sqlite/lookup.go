@@ -34,27 +34,32 @@ import (
 // fail turns it into EUNAVAILABLE.
 var errLookupsClosed = errors.New("lookup connections are closed")
 
-// lookupPool hands out at most max connections. slots holds one token
-// per connection the pool may have: a connection, or nil for one not
-// opened yet (or dropped after it broke), which the taker opens. So the
-// pool opens connections only as concurrency demands, and close knows
-// every token comes back.
+// lookupPool hands out at most max connections. A call first takes one
+// of max tokens from slots, which is where callers wait (in order, and
+// only as long as their context allows), then the connection used last
+// from idle, or opens one when none is idle. Reusing the most recent
+// connection keeps its pages and the processor's caches warm, and the
+// pool opens only as many connections as calls have run at once. close
+// knows every token comes back.
 type lookupPool struct {
 	open    func() (*lookupConn, error)
 	max     int
-	slots   chan *lookupConn
+	slots   chan struct{}
 	closing chan struct{}
 	closed  atomic.Bool
 	once    sync.Once
+
+	mu   sync.Mutex
+	idle []*lookupConn // most recently used last
 
 	opened, inUse atomic.Int64
 	waits, waited atomic.Int64 // number of waits for a slot; their total in ns
 }
 
 func newLookupPool(max int, open func() (*lookupConn, error)) *lookupPool {
-	p := &lookupPool{open: open, max: max, slots: make(chan *lookupConn, max), closing: make(chan struct{})}
+	p := &lookupPool{open: open, max: max, slots: make(chan struct{}, max), closing: make(chan struct{})}
 	for range max {
-		p.slots <- nil
+		p.slots <- struct{}{}
 	}
 	return p
 }
@@ -64,15 +69,14 @@ func (p *lookupPool) get(ctx context.Context) (*lookupConn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var c *lookupConn
 	select {
-	case c = <-p.slots:
+	case <-p.slots:
 	default:
 		p.waits.Add(1)
 		start := time.Now()
 		var err error
 		select {
-		case c = <-p.slots:
+		case <-p.slots:
 		case <-ctx.Done():
 			err = ctx.Err()
 		case <-p.closing:
@@ -84,13 +88,21 @@ func (p *lookupPool) get(ctx context.Context) (*lookupConn, error) {
 		}
 	}
 	if p.closed.Load() {
-		p.slots <- c
+		p.slots <- struct{}{}
 		return nil, errLookupsClosed
 	}
+	var c *lookupConn
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		c = p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+	}
+	p.mu.Unlock()
 	if c == nil {
 		var err error
 		if c, err = p.open(); err != nil {
-			p.slots <- nil
+			p.slots <- struct{}{}
 			return nil, err
 		}
 		p.opened.Add(1)
@@ -100,15 +112,18 @@ func (p *lookupPool) get(ctx context.Context) (*lookupConn, error) {
 }
 
 // put gives c back; a connection the driver no longer trusts (after an
-// interrupted statement, say) is closed and its slot reopened later.
+// interrupted statement, say) is closed, and a new one opened when needed.
 func (p *lookupPool) put(c *lookupConn) {
 	p.inUse.Add(-1)
-	if !c.valid() {
+	if c.valid() {
+		p.mu.Lock()
+		p.idle = append(p.idle, c)
+		p.mu.Unlock()
+	} else {
 		c.close()
 		p.opened.Add(-1)
-		c = nil
 	}
-	p.slots <- c
+	p.slots <- struct{}{}
 }
 
 // close refuses new lookups, waits for those under way to give their
@@ -119,11 +134,15 @@ func (p *lookupPool) close() error {
 	p.once.Do(func() {
 		close(p.closing)
 		for range p.max {
-			if c := <-p.slots; c != nil {
-				errs = append(errs, c.close())
-				p.opened.Add(-1)
-			}
+			<-p.slots
 		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.idle {
+			errs = append(errs, c.close())
+			p.opened.Add(-1)
+		}
+		p.idle = nil
 	})
 	return errors.Join(errs...)
 }
