@@ -3,6 +3,10 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"time"
+	"unsafe"
+
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tenon-dev/tenon/internal/storeutil"
 )
@@ -33,4 +37,31 @@ func CommitsWaiting(s *Store) int {
 	s.commits.mu.Lock()
 	defer s.commits.mu.Unlock()
 	return len(s.commits.waiting)
+}
+
+// SlowLookup runs a statement that takes minutes on one of the store's
+// lookup connections, for tests of its interruption.
+func SlowLookup(ctx context.Context, s *Store) error {
+	c, err := s.lookups.get(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.lookups.put(c)
+	st, err := c.prepare(`WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n LIMIT 10000000000)
+		SELECT max(x) FROM n WHERE ? <> ''`)
+	if err != nil {
+		return err
+	}
+	defer sqlite3.Xsqlite3_finalize(c.tls, st)
+	return c.query(ctx, st, "x", "", func(uintptr) error { return nil })
+}
+
+// LookupBusy asks the lookup connections' busy handler whether a call
+// under ctx, with busy timeout timeout, waits again after count waits.
+func LookupBusy(ctx context.Context, timeout time.Duration, count int32) bool {
+	c := &lookupConn{busyTimeout: timeout, ctx: ctx}
+	key := uintptr(unsafe.Pointer(c))
+	lookupConns.Store(key, c)
+	defer lookupConns.Delete(key)
+	return lookupBusy(nil, key, count) != 0
 }

@@ -1,34 +1,39 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
+
+	"modernc.org/libc"
+	"modernc.org/libc/sys/types"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tenon-dev/tenon"
 )
 
 // The two reads nearly every request makes — one of a tenant's values,
 // and the tenant's installation when the cache misses — run on a pool of
-// read-only driver connections the store keeps itself, each with both
-// statements prepared. A point read on a primary key takes SQLite a few
-// microseconds; going through database/sql as well (its pool, argument
-// conversion, a Rows per call and a goroutine per call watching the
-// context) cost about as much again. Here a call takes a connection,
-// binds, steps, resets and gives it back.
+// read-only connections the store keeps itself, opened through the C API
+// of the SQLite the driver is built on, each with both statements
+// prepared. A point read on a primary key takes SQLite a few
+// microseconds; database/sql and the driver around it (their pools,
+// argument conversion, a Rows per call, and two goroutines per call
+// watching a request's context) cost about twice as much again. Here a
+// call takes a connection, binds, steps, resets and gives it back.
 //
 // Context semantics stay those of database/sql: a call whose context is
 // done before it starts fails at once, waiting for a free connection ends
-// with the context, and the driver watches the context during the read
-// (it interrupts the statement and ends a wait for a lock held by another
-// process). These connections never write and never take the writer's
-// lock: in WAL mode a reader only marks the snapshot it reads.
+// with the context, a statement under way is interrupted when it ends,
+// and so is a wait for a lock held by another process. These connections
+// never write and never take the writer's lock: in WAL mode a reader only
+// marks the snapshot it reads.
 
 // errLookupsClosed is what a lookup returns once the store is closing;
 // fail turns it into EUNAVAILABLE.
@@ -147,101 +152,331 @@ func (p *lookupPool) close() error {
 	return errors.Join(errs...)
 }
 
-// lookupConn is one driver connection with its prepared statements and
-// the argument and column buffers a call reuses.
+// lookupConn is one SQLite connection of its own, opened through the C
+// API the driver is built on, with the two statements prepared. A call
+// binds its arguments from a buffer the connection keeps, steps once and
+// resets: no allocation but the result's, and no goroutine. The caller's
+// context ends it as the driver's would: a context done before the call
+// fails it at once, one done during the call interrupts the statement
+// (context.AfterFunc, without a goroutine per call), and a wait for a
+// lock held by another process ends with the context (busy handler).
 type lookupConn struct {
-	conn         driver.Conn
-	value        lookupStmt
-	installation lookupStmt
-	args         [2]driver.NamedValue
-	dest         [15]driver.Value
+	tls          *libc.TLS
+	db           uintptr
+	value        uintptr // prepared statements
+	installation uintptr
+	buf          uintptr // C memory holding the bound text
+	bufLen       int
+	busyTimeout  time.Duration
+
+	// ctx is the context of the call in progress, for the busy handler,
+	// which runs on the calling goroutine inside step.
+	ctx context.Context
+	// active is the number of the call an interrupt may still end, 0
+	// between calls; mu orders it against late interrupts.
+	mu     sync.Mutex
+	active uint64
+	calls  uint64
 }
 
-type lookupStmt interface {
-	driver.Stmt
-	driver.StmtQueryContext
+// lookupConns finds a connection from the handle SQLite gives the busy
+// handler.
+var lookupConns sync.Map // db handle → *lookupConn
+
+// lookupError is a failure SQLite reported, with its result code for fail.
+type lookupError struct {
+	code int
+	msg  string
 }
 
-// openLookupConn opens a connection with drv and prepares the lookups.
-func openLookupConn(drv driver.Driver, dsn string) (*lookupConn, error) {
-	conn, err := drv.Open(dsn)
+func (e *lookupError) Error() string { return e.msg }
+
+// Code is the SQLite result code, extended.
+func (e *lookupError) Code() int { return e.code }
+
+// openLookupConn opens the database at path for reading and prepares the
+// lookups.
+func openLookupConn(path string, busyTimeout time.Duration) (_ *lookupConn, err error) {
+	c := &lookupConn{tls: libc.NewTLS(), busyTimeout: busyTimeout}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	name, err := libc.CString(path)
 	if err != nil {
 		return nil, err
 	}
-	c := &lookupConn{conn: conn}
-	for i := range c.args {
-		c.args[i].Ordinal = i + 1
+	defer libc.Xfree(c.tls, name)
+	pdb := libc.Xmalloc(c.tls, types.Size_t(unsafe.Sizeof(uintptr(0))))
+	if pdb == 0 {
+		return nil, errors.New("out of memory")
 	}
-	for _, st := range []struct {
-		dst   *lookupStmt
-		query string
-	}{
-		{&c.value, getValueSQL},
-		{&c.installation, getInstallationSQL},
-	} {
-		if *st.dst, err = prepareLookup(conn, st.query); err != nil {
-			c.close()
-			return nil, err
+	defer libc.Xfree(c.tls, pdb)
+	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pdb,
+		sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX|sqlite3.SQLITE_OPEN_EXRESCODE, 0)
+	c.db = libc.AtomicLoadPUintptr(pdb)
+	if rc != sqlite3.SQLITE_OK {
+		if c.db == 0 {
+			return nil, &lookupError{int(rc), libc.GoString(sqlite3.Xsqlite3_errstr(c.tls, rc))}
 		}
+		return nil, c.err(rc)
+	}
+	lookupConns.Store(c.db, c)
+	sqlite3.Xsqlite3_busy_handler(c.tls, c.db, cFuncPointer(lookupBusy), c.db)
+	// query_only makes it refuse writes, as the readers do.
+	if err := c.exec("PRAGMA query_only = 1"); err != nil {
+		return nil, err
+	}
+	if c.value, err = c.prepare(getValueSQL); err != nil {
+		return nil, err
+	}
+	if c.installation, err = c.prepare(getInstallationSQL); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
-func prepareLookup(conn driver.Conn, query string) (lookupStmt, error) {
-	st, err := conn.Prepare(query)
+func (c *lookupConn) exec(q string) error {
+	z, err := libc.CString(q)
 	if err != nil {
-		return nil, fmt.Errorf("prepare %q: %w", query, err)
+		return err
 	}
-	q, ok := st.(lookupStmt)
-	if !ok {
-		st.Close()
-		return nil, fmt.Errorf("prepare %q: the driver's statement has no QueryContext", query)
+	defer libc.Xfree(c.tls, z)
+	if rc := sqlite3.Xsqlite3_exec(c.tls, c.db, z, 0, 0, 0); rc != sqlite3.SQLITE_OK {
+		return c.err(rc)
 	}
-	return q, nil
+	return nil
+}
+
+func (c *lookupConn) prepare(q string) (uintptr, error) {
+	z, err := libc.CString(q)
+	if err != nil {
+		return 0, err
+	}
+	defer libc.Xfree(c.tls, z)
+	pst := libc.Xmalloc(c.tls, types.Size_t(unsafe.Sizeof(uintptr(0))))
+	if pst == 0 {
+		return 0, errors.New("out of memory")
+	}
+	defer libc.Xfree(c.tls, pst)
+	if rc := sqlite3.Xsqlite3_prepare_v3(c.tls, c.db, z, -1, sqlite3.SQLITE_PREPARE_PERSISTENT, pst, 0); rc != sqlite3.SQLITE_OK {
+		return 0, fmt.Errorf("prepare %q: %w", q, c.err(rc))
+	}
+	return libc.AtomicLoadPUintptr(pst), nil
+}
+
+// err is the error for result code rc, with SQLite's message.
+func (c *lookupConn) err(rc int32) error {
+	return &lookupError{int(rc), libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))}
 }
 
 func (c *lookupConn) close() error {
-	var errs []error
-	for _, st := range []lookupStmt{c.value, c.installation} {
-		if st != nil {
-			errs = append(errs, st.Close())
+	for _, st := range []uintptr{c.value, c.installation} {
+		if st != 0 {
+			sqlite3.Xsqlite3_finalize(c.tls, st)
 		}
 	}
-	errs = append(errs, c.conn.Close())
-	return errors.Join(errs...)
+	var err error
+	if c.db != 0 {
+		if rc := sqlite3.Xsqlite3_close_v2(c.tls, c.db); rc != sqlite3.SQLITE_OK {
+			err = c.err(rc)
+		}
+		lookupConns.Delete(c.db)
+		c.db = 0
+	}
+	if c.buf != 0 {
+		libc.Xfree(c.tls, c.buf)
+		c.buf = 0
+	}
+	c.tls.Close()
+	return err
 }
 
-func (c *lookupConn) valid() bool {
-	v, ok := c.conn.(driver.Validator)
-	return !ok || v.IsValid()
+// valid says whether the connection can serve another call; an
+// interrupted statement leaves it as good as before.
+func (c *lookupConn) valid() bool { return c.db != 0 }
+
+// query runs st with a (and b, when the statement has a second
+// parameter), calls row for the first row if there is one, and resets st.
+func (c *lookupConn) query(ctx context.Context, st uintptr, a, b string, row func(st uintptr) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ctx.Done() != nil {
+		c.ctx = ctx
+		c.mu.Lock()
+		c.calls++
+		call := c.calls
+		c.active = call
+		c.mu.Unlock()
+		stop := context.AfterFunc(ctx, func() { c.interrupt(call) })
+		defer func() {
+			stop()
+			c.mu.Lock()
+			c.active = 0
+			c.mu.Unlock()
+			c.ctx = nil
+			if err != nil && ctx.Err() != nil {
+				err = ctx.Err()
+			}
+		}()
+	}
+	defer sqlite3.Xsqlite3_reset(c.tls, st)
+	if err := c.bind(st, a, b); err != nil {
+		return err
+	}
+	switch rc := sqlite3.Xsqlite3_step(c.tls, st); rc {
+	case sqlite3.SQLITE_ROW:
+		return row(st)
+	case sqlite3.SQLITE_DONE:
+		return nil
+	default:
+		return c.err(rc)
+	}
 }
 
-// row runs st with the first n arguments and reads the first row into
-// dest; found is false when there is none.
-func (c *lookupConn) row(ctx context.Context, st lookupStmt, n int, dest []driver.Value) (found bool, err error) {
-	rows, err := st.QueryContext(ctx, c.args[:n])
-	if err != nil {
-		return false, err
+// interrupt ends call if it is still in progress.
+func (c *lookupConn) interrupt(call uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active == call {
+		// A TLS of its own: the call in progress is using c.tls.
+		tls := libc.NewTLS()
+		sqlite3.Xsqlite3_interrupt(tls, c.db)
+		tls.Close()
 	}
-	err = rows.Next(dest)
-	closeErr := rows.Close()
-	switch {
-	case err == io.EOF:
-		return false, closeErr
-	case err != nil:
-		return false, err
-	}
-	return true, closeErr
 }
 
-// reset drops what the last call left in the buffers, so an idle
-// connection keeps no tenant's data alive.
-func (c *lookupConn) reset() {
-	clear(c.args[:])
-	for i := range c.args {
-		c.args[i].Ordinal = i + 1
+// bind copies a and b into the connection's buffer and binds them to the
+// statement's parameters; the buffer outlives the statement's use of it.
+func (c *lookupConn) bind(st uintptr, a, b string) error {
+	n := len(a) + len(b)
+	if n > c.bufLen || c.buf == 0 {
+		size := max(256, n)
+		p := libc.Xmalloc(c.tls, types.Size_t(size))
+		if p == 0 {
+			return errors.New("out of memory")
+		}
+		if c.buf != 0 {
+			// No statement holds the old buffer: both were reset.
+			libc.Xfree(c.tls, c.buf)
+		}
+		c.buf, c.bufLen = p, size
 	}
-	clear(c.dest[:])
+	mem := cMem(c.buf, c.bufLen)
+	copy(mem, a)
+	copy(mem[len(a):], b)
+	if rc := sqlite3.Xsqlite3_bind_text(c.tls, st, 1, c.buf, int32(len(a)), 0); rc != sqlite3.SQLITE_OK {
+		return c.err(rc)
+	}
+	if sqlite3.Xsqlite3_bind_parameter_count(c.tls, st) > 1 {
+		if rc := sqlite3.Xsqlite3_bind_text(c.tls, st, 2, c.buf+uintptr(len(a)), int32(len(b)), 0); rc != sqlite3.SQLITE_OK {
+			return c.err(rc)
+		}
+	}
+	return nil
+}
+
+// blob copies column i of the current row.
+func (c *lookupConn) blob(st uintptr, i int32) []byte {
+	p := sqlite3.Xsqlite3_column_blob(c.tls, st, i)
+	n := sqlite3.Xsqlite3_column_bytes(c.tls, st, i)
+	if p == 0 || n == 0 {
+		return []byte{}
+	}
+	return bytes.Clone(cMem(p, int(n)))
+}
+
+// text copies column i of the current row; ok is false for NULL.
+func (c *lookupConn) text(st uintptr, i int32) (v string, ok bool) {
+	if sqlite3.Xsqlite3_column_type(c.tls, st, i) == sqlite3.SQLITE_NULL {
+		return "", false
+	}
+	p := sqlite3.Xsqlite3_column_text(c.tls, st, i)
+	n := sqlite3.Xsqlite3_column_bytes(c.tls, st, i)
+	if p == 0 || n == 0 {
+		return "", true
+	}
+	return string(cMem(p, int(n))), true
+}
+
+// lookupBusy is SQLite's default busy handler — the same waits, up to
+// the busy timeout — except that it gives up once the call's context is
+// done.
+func lookupBusy(_ *libc.TLS, db uintptr, count int32) int32 {
+	v, ok := lookupConns.Load(db)
+	if !ok {
+		return 0
+	}
+	c := v.(*lookupConn)
+	delays := [...]time.Duration{1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100}
+	var waited time.Duration
+	for i := range min(int(count), len(delays)) {
+		waited += delays[i]
+	}
+	delay := delays[min(int(count), len(delays)-1)]
+	if int(count) > len(delays) {
+		waited += delays[len(delays)-1] * time.Duration(int(count)-len(delays))
+	}
+	remaining := c.busyTimeout - waited*time.Millisecond
+	if remaining <= 0 {
+		return 0
+	}
+	d := min(delay*time.Millisecond, remaining)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var done <-chan struct{}
+	if c.ctx != nil {
+		done = c.ctx.Done()
+	}
+	select {
+	case <-done:
+		return 0
+	case <-t.C:
+		return 1
+	}
+}
+
+// cMem is the n bytes at p in the memory the transpiled SQLite allocates
+// from, which is not Go's heap: the collector neither moves nor frees it.
+func cMem(p uintptr, n int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(nil, p)), n)
+}
+
+// cFuncPointer is the C function pointer of a Go function for the
+// transpiled SQLite, in the representation the driver uses for its own
+// callbacks (a func value is a pointer to its code).
+func cFuncPointer[T any](f T) uintptr {
+	return *(*uintptr)(unsafe.Pointer(&struct{ f T }{f}))
+}
+
+// lookupRow scans the current row of a statement for the few destination
+// types the store's rows use.
+type lookupRow struct {
+	c  *lookupConn
+	st uintptr
+}
+
+func (r lookupRow) Scan(dest ...any) error {
+	if n := int(sqlite3.Xsqlite3_column_count(r.c.tls, r.st)); n != len(dest) {
+		return fmt.Errorf("scan: %d destinations for %d columns", len(dest), n)
+	}
+	for i, d := range dest {
+		v, ok := r.c.text(r.st, int32(i))
+		switch d := d.(type) {
+		case *string:
+			if !ok {
+				return fmt.Errorf("scan: column %d is NULL", i)
+			}
+			*d = v
+		case *sql.NullString:
+			*d = sql.NullString{String: v, Valid: ok}
+		default:
+			return fmt.Errorf("scan: column %d: unsupported destination %T", i, d)
+		}
+	}
+	return nil
 }
 
 // lookupValue reads one tenant value on a lookup connection.
@@ -250,22 +485,13 @@ func (s *Store) lookupValue(ctx context.Context, clientKey, key string) (v []byt
 	if err != nil {
 		return nil, false, err
 	}
-	defer func() {
-		c.reset()
-		s.lookups.put(c)
-	}()
-	c.args[0].Value, c.args[1].Value = clientKey, key
-	found, err = c.row(ctx, c.value, 2, c.dest[:1])
-	if err != nil || !found {
-		return nil, false, err
-	}
-	switch b := c.dest[0].(type) {
-	case []byte: // a copy the driver made for this call
-		return b, true, nil
-	case string:
-		return []byte(b), true, nil
-	}
-	return nil, false, fmt.Errorf("value is a %T", c.dest[0])
+	defer s.lookups.put(c)
+	err = c.query(ctx, c.value, clientKey, key, func(st uintptr) error {
+		found = true
+		v = c.blob(st, 0)
+		return nil
+	})
+	return v, found, err
 }
 
 // lookupInstallation reads one installation row on a lookup connection
@@ -275,52 +501,12 @@ func (s *Store) lookupInstallation(ctx context.Context, clientKey string, scan f
 	if err != nil {
 		return false, err
 	}
-	defer func() {
-		c.reset()
-		s.lookups.put(c)
-	}()
-	c.args[0].Value = clientKey
-	if found, err = c.row(ctx, c.installation, 1, c.dest[:]); err != nil || !found {
-		return false, err
-	}
-	return true, scan(driverRow(c.dest[:]))
-}
-
-// driverRow is a row of driver values with the Scan of database/sql, for
-// the few destination types the store's rows use.
-type driverRow []driver.Value
-
-func (r driverRow) Scan(dest ...any) error {
-	if len(dest) != len(r) {
-		return fmt.Errorf("scan: %d destinations for %d columns", len(dest), len(r))
-	}
-	for i, d := range dest {
-		switch d := d.(type) {
-		case *string:
-			switch v := r[i].(type) {
-			case string:
-				*d = v
-			case []byte:
-				*d = string(v)
-			default:
-				return fmt.Errorf("scan: column %d: %T into a string", i, r[i])
-			}
-		case *sql.NullString:
-			switch v := r[i].(type) {
-			case nil:
-				*d = sql.NullString{}
-			case string:
-				*d = sql.NullString{String: v, Valid: true}
-			case []byte:
-				*d = sql.NullString{String: string(v), Valid: true}
-			default:
-				return fmt.Errorf("scan: column %d: %T into a string", i, r[i])
-			}
-		default:
-			return fmt.Errorf("scan: column %d: unsupported destination %T", i, d)
-		}
-	}
-	return nil
+	defer s.lookups.put(c)
+	err = c.query(ctx, c.installation, clientKey, "", func(st uintptr) error {
+		found = true
+		return scan(lookupRow{c, st})
+	})
+	return found, err
 }
 
 func (p *lookupPool) stats() tenon.PoolStats {

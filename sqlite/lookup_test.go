@@ -84,3 +84,53 @@ func TestLookupsEndWithTheirContext(t *testing.T) {
 		t.Errorf("Installation after the lock is gone: %+v, %v", got, err)
 	}
 }
+
+// TestLookupInterruptedByItsContext: a statement on a lookup connection
+// that would run for minutes stops when its deadline passes, and the
+// connection then serves the next read.
+func TestLookupInterruptedByItsContext(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "tenon.db"), sqlite.Options{SecretBox: testKeyring(t), MaxReaders: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.PutValue(ctx, "tenant-a", "kept", json.RawMessage(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := sqlite.SlowLookup(short, st); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a long statement past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+	// The only lookup connection is the one interrupted.
+	if v, err := st.GetValue(ctx, "tenant-a", "kept"); err != nil || string(v) != "1" {
+		t.Errorf("GetValue after an interrupted statement: %s, %v", v, err)
+	}
+	cancelled, cancel2 := context.WithCancel(ctx)
+	go cancel2()
+	if err := sqlite.SlowLookup(cancelled, st); !errors.Is(err, context.Canceled) {
+		t.Errorf("a long statement, cancelled: %v, want context.Canceled", err)
+	}
+}
+
+// TestLookupBusyHandler: a lookup waiting for a lock another process
+// holds waits as SQLite's own handler does, up to the busy timeout, and
+// no longer once its context is done.
+func TestLookupBusyHandler(t *testing.T) {
+	ctx := context.Background()
+	if !sqlite.LookupBusy(ctx, time.Second, 0) {
+		t.Error("the first wait, well within the timeout, was refused")
+	}
+	if sqlite.LookupBusy(ctx, 10*time.Millisecond, 5) {
+		t.Error("a wait past the busy timeout was granted")
+	}
+	if !sqlite.LookupBusy(ctx, time.Hour, 40) {
+		t.Error("a late wait within a long timeout was refused")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if sqlite.LookupBusy(cancelled, time.Hour, 0) {
+		t.Error("a wait under a cancelled context was granted")
+	}
+}

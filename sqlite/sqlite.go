@@ -172,8 +172,7 @@ func (s *Store) open(opts Options) error {
 	s.reader.SetMaxOpenConns(opts.MaxReaders)
 	s.reader.SetMaxIdleConns(opts.MaxReaders)
 	s.reader.SetConnMaxIdleTime(0)
-	drv := s.reader.Driver()
-	s.lookups = newLookupPool(opts.MaxReaders, func() (*lookupConn, error) { return openLookupConn(drv, readerDSN) })
+	s.lookups = newLookupPool(opts.MaxReaders, func() (*lookupConn, error) { return openLookupConn(s.path, s.busyTimeout) })
 	return s.prepare(ctx)
 }
 
