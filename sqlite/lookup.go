@@ -179,8 +179,9 @@ type lookupConn struct {
 	calls  uint64
 }
 
-// lookupConns finds a connection from the handle SQLite gives the busy
-// handler.
+// lookupConns finds a connection from the database handle, the only
+// argument SQLite passes the busy handler (a C callback cannot carry a Go
+// pointer); an entry lives as long as its connection.
 var lookupConns sync.Map // db handle → *lookupConn
 
 // lookupError is a failure SQLite reported, with its result code for fail.
