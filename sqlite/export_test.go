@@ -65,3 +65,24 @@ func LookupBusy(ctx context.Context, timeout time.Duration, count int32) bool {
 	defer lookupConns.Delete(key)
 	return lookupBusy(nil, key, count) != 0
 }
+
+// OpenLookup opens a lookup connection of its own to the database at
+// path, for tests of waits the store's own files never show (a rollback
+// journal database, locked by another connection).
+func OpenLookup(path string, busyTimeout time.Duration) (get func(ctx context.Context, clientKey, key string) ([]byte, error), close func() error, err error) {
+	c, err := openLookupConn(path, busyTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	get = func(ctx context.Context, clientKey, key string) (v []byte, err error) {
+		err = c.query(ctx, c.value, clientKey, key, func(st uintptr) error {
+			v = c.blob(st, 0)
+			return nil
+		})
+		return v, err
+	}
+	return get, c.close, nil
+}
+
+// Fail classifies err as the store's methods do.
+func Fail(err error) error { return (&Store{}).fail("test", err) }

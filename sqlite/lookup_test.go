@@ -134,3 +134,64 @@ func TestLookupBusyHandler(t *testing.T) {
 		t.Error("a wait under a cancelled context was granted")
 	}
 }
+
+// TestLookupWaitsForALockUntilItsContextEnds: a lookup waiting for a lock
+// another connection holds (here on a rollback-journal database, where a
+// writer's exclusive lock shuts readers out) gives up at the busy
+// timeout, or as soon as its context ends, whichever comes first.
+func TestLookupWaitsForALockUntilItsContextEnds(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rollback.db")
+	db := writableDB(t, path)
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, `PRAGMA journal_mode = DELETE;
+		CREATE TABLE app_data (client_key TEXT, key TEXT, value BLOB, PRIMARY KEY (client_key, key)) WITHOUT ROWID;
+		CREATE TABLE installations (client_key TEXT PRIMARY KEY, app_key, shared_secret, base_url, display_url,
+			product_type, oauth_client_id, installation_id, cloud_id, state, payload, installed_at, updated_at,
+			uninstalled_at, superseded_by);
+		INSERT INTO app_data VALUES ('tenant-a', 'kept', x'31')`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name        string
+		busyTimeout time.Duration
+		ctxTimeout  time.Duration
+		want        func(error) bool
+	}{
+		{"busy timeout first", 30 * time.Millisecond, time.Hour, func(err error) bool {
+			return tenon.ErrorCode(sqlite.Fail(err)) == tenon.EUNAVAILABLE && !errors.Is(err, context.DeadlineExceeded)
+		}},
+		{"context first", time.Hour, 30 * time.Millisecond, func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			get, closeLookup, err := sqlite.OpenLookup(path, tc.busyTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeLookup()
+			if v, err := get(ctx, "tenant-a", "kept"); err != nil || string(v) != "1" {
+				t.Fatalf("before the lock: %s, %v", v, err)
+			}
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
+				t.Fatal(err)
+			}
+			cctx, cancel := context.WithTimeout(ctx, tc.ctxTimeout)
+			_, err = get(cctx, "tenant-a", "kept")
+			cancel()
+			if !tc.want(err) {
+				t.Errorf("read while another connection holds the lock: %v", err)
+			}
+			if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := get(ctx, "tenant-a", "kept"); err != nil || string(v) != "1" {
+				t.Errorf("after the lock: %s, %v", v, err)
+			}
+		})
+	}
+}
