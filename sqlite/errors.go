@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	sqlitedrv "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tenon-dev/tenon"
@@ -26,7 +25,8 @@ func (s *Store) fail(op string, err error) error {
 	if s.closed.Load() {
 		return storeutil.Unavailable(storeutil.MsgClosed, wrapped)
 	}
-	var se *sqlitedrv.Error
+	// The driver's errors and the lookup connections' carry the code.
+	var se interface{ Code() int }
 	if errors.As(err, &se) {
 		if msg := codeMessage(se.Code()); msg != "" {
 			return storeutil.Unavailable(msg, wrapped)

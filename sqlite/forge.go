@@ -265,6 +265,20 @@ func (s *Store) LinkForgeInstallations(ctx context.Context, clientKey string) ([
 	if !storeutil.ValidClientKey(clientKey) || tenon.IsForgeTenantKey(clientKey) {
 		return nil, storeutil.NotFound(clientKey)
 	}
+	// Nearly every install has nothing to link: a reader says so, and the
+	// install costs no second turn on the writer. A Forge installation
+	// recorded after this read links itself when it is recorded.
+	var pending bool
+	err := s.forgePending.QueryRowContext(ctx, forgeKeyLow, forgeKeyHigh, clientKey).Scan(&pending)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, storeutil.NotFound(clientKey)
+	}
+	if err != nil {
+		return nil, s.fail("link forge installations", err)
+	}
+	if !pending {
+		return nil, nil
+	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, s.fail("link forge installations", err)

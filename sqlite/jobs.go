@@ -7,7 +7,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tenon-dev/tenon"
@@ -93,8 +92,7 @@ func (s *Store) scanJob(row scanner) (tenon.Job, error) {
 // Enqueue implements tenon.JobQueue. The job is committed with a full
 // fsync before Enqueue returns.
 //
-// Concurrent calls share commits: the first caller becomes the leader
-// and inserts every job queued by then in one transaction, so a burst of
+// Concurrent calls share commits (groupcommit.go), so a burst of
 // webhooks costs one fsync per batch instead of one per webhook. Once a
 // caller's job is queued it waits for the commit even if ctx ends, so
 // what it returns is never ambiguous.
@@ -105,120 +103,40 @@ func (s *Store) Enqueue(ctx context.Context, queue string, job tenon.NewJob) (in
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
-	req := &enqueueReq{queue: queue, job: job, done: make(chan struct{}), lead: make(chan struct{}, 1)}
-	g := &s.enqueues
-	g.mu.Lock()
-	g.waiting = append(g.waiting, req)
-	if !g.leading {
-		g.leading = true
-		req.lead <- struct{}{}
-	}
-	g.mu.Unlock()
-	for {
-		select {
-		case <-req.done:
-			return req.id, req.created, req.err
-		case <-req.lead:
-			s.commitEnqueues()
-		}
-	}
-}
-
-// maxEnqueueBatch bounds one group commit, so a leader's own wait stays
-// short under a flood.
-const maxEnqueueBatch = 256
-
-// groupCommit is the queue of Enqueue calls waiting for a commit. At
-// most one caller leads at a time; after its batch it hands the lead to
-// the next waiting caller, so nobody works for others indefinitely.
-type groupCommit struct {
-	mu      sync.Mutex
-	waiting []*enqueueReq
-	leading bool
-}
-
-type enqueueReq struct {
-	queue string
-	job   tenon.NewJob
-	lead  chan struct{} // receives the lead
-	done  chan struct{} // closed when id, created and err are set
-
-	id      int64
-	created bool
-	err     error
-}
-
-// commitEnqueues commits the oldest waiting jobs, then hands the lead on.
-func (s *Store) commitEnqueues() {
-	g := &s.enqueues
-	g.mu.Lock()
-	n := min(len(g.waiting), maxEnqueueBatch)
-	batch := g.waiting[:n:n]
-	g.waiting = g.waiting[n:]
-	g.mu.Unlock()
-
-	// The batch is committed on behalf of callers whose contexts are
-	// their own business; only the store's lifetime bounds it.
-	ctx, cancel := context.WithTimeout(context.Background(), s.busyTimeout+5*time.Second)
-	if err := s.insertJobs(ctx, batch); err != nil && len(batch) > 1 {
-		// One bad job must not fail the others: alone, each gets its
-		// own outcome.
-		for _, req := range batch {
-			req.err = s.insertJobs(ctx, []*enqueueReq{req})
-		}
-	} else {
-		for _, req := range batch {
-			req.err = err
-		}
-	}
-	cancel()
-	for _, req := range batch {
-		if req.err != nil {
-			req.id, req.created = 0, false
-			req.err = s.fail("enqueue", req.err)
-		}
-		close(req.done)
-	}
-
-	g.mu.Lock()
-	if len(g.waiting) > 0 {
-		g.waiting[0].lead <- struct{}{}
-	} else {
-		g.leading = false
-	}
-	g.mu.Unlock()
-}
-
-// insertJobs inserts batch in one transaction, setting each id and
-// created; on error nothing is committed.
-func (s *Store) insertJobs(ctx context.Context, batch []*enqueueReq) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
+	var (
+		id      int64
+		created bool
+	)
+	err := s.commits.do(func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		id, created, err = s.insertJob(ctx, tx, queue, job)
 		return err
+	})
+	if err != nil {
+		return 0, false, s.fail("enqueue", err)
 	}
-	defer tx.Rollback()
+	return id, created, nil
+}
+
+// insertJob inserts job in tx, or finds the job already queued under its
+// dedupe key.
+func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, queue string, job tenon.NewJob) (id int64, created bool, err error) {
 	now := storeutil.Now(s.now)
-	for _, req := range batch {
-		runAt := now
-		if !req.job.RunAt.IsZero() {
-			runAt = req.job.RunAt
-		}
-		var dedupe sql.NullString
-		if req.job.DedupeKey != "" {
-			dedupe = sql.NullString{String: req.job.DedupeKey, Valid: true}
-		}
-		req.created = true
-		err := tx.QueryRowContext(ctx, enqueueSQL, req.queue, req.job.ClientKey, dedupe, []byte(req.job.Payload),
-			formatTime(runAt), formatTime(now), formatTime(now)).Scan(&req.id)
-		if errors.Is(err, sql.ErrNoRows) {
-			req.created = false
-			err = tx.QueryRowContext(ctx, existingJobSQL, req.queue, req.job.DedupeKey).Scan(&req.id)
-		}
-		if err != nil {
-			return err
-		}
+	runAt := now
+	if !job.RunAt.IsZero() {
+		runAt = job.RunAt
 	}
-	return tx.Commit()
+	var dedupe sql.NullString
+	if job.DedupeKey != "" {
+		dedupe = sql.NullString{String: job.DedupeKey, Valid: true}
+	}
+	err = tx.QueryRowContext(ctx, enqueueSQL, queue, job.ClientKey, dedupe, []byte(job.Payload),
+		formatTime(runAt), formatTime(now), formatTime(now)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRowContext(ctx, existingJobSQL, queue, job.DedupeKey).Scan(&id)
+		return id, false, err
+	}
+	return id, err == nil, err
 }
 
 // Claim implements tenon.JobQueue.

@@ -89,8 +89,9 @@ func TestPoolStatsAndCounts(t *testing.T) {
 	s := MustOpen(t, nil)
 	ctx := context.Background()
 	pools := s.PoolStats()
-	if len(pools) != 2 || pools[0].Name != "writer" || pools[0].MaxOpen != 1 || pools[1].Name != "reader" || pools[1].MaxOpen < 1 {
-		t.Errorf("PoolStats = %+v, want the single writer and the readers", pools)
+	if len(pools) != 3 || pools[0].Name != "writer" || pools[0].MaxOpen != 1 || pools[1].Name != "reader" || pools[1].MaxOpen < 1 ||
+		pools[2].Name != "lookup" || pools[2].MaxOpen < 1 {
+		t.Errorf("PoolStats = %+v, want the single writer, the readers and the lookups", pools)
 	}
 	for _, ck := range []string{"a", "b", "c"} {
 		if err := s.SaveInstallation(ctx, storetest.NewInstallation(ck)); err != nil {

@@ -18,16 +18,28 @@ const timeFormat = "2006-01-02T15:04:05.000000Z"
 const installationColumns = `client_key, app_key, shared_secret, base_url, display_url, product_type,
 	oauth_client_id, installation_id, cloud_id, state, payload, installed_at, updated_at, uninstalled_at, superseded_by`
 
+// The point reads run on the lookup connections (lookup.go).
+const (
+	getInstallationSQL = `SELECT ` + installationColumns + ` FROM installations WHERE client_key = ?`
+	getValueSQL        = `SELECT value FROM app_data WHERE client_key = ? AND key = ?`
+)
+
 func (s *Store) prepare(ctx context.Context) error {
 	stmts := []struct {
 		dst   **sql.Stmt
 		db    *sql.DB
 		query string
 	}{
-		{&s.getInstallation, s.reader, `SELECT ` + installationColumns + ` FROM installations WHERE client_key = ?`},
 		{&s.listInstallations, s.reader, `SELECT ` + installationColumns + ` FROM installations ORDER BY client_key`},
 		{&s.listInstallationsBy, s.reader, `SELECT ` + installationColumns + ` FROM installations WHERE state = ? ORDER BY client_key`},
-		{&s.getValue, s.reader, `SELECT value FROM app_data WHERE client_key = ? AND key = ?`},
+		// Whether a Connect tenant has Forge-only installations to link,
+		// asked after every install (forge.go).
+		{&s.forgePending, s.reader, `
+			SELECT EXISTS (SELECT 1 FROM forge_installations f
+				WHERE ((f.installation_id = i.installation_id AND i.installation_id <> '')
+					OR (f.cloud_id = i.cloud_id AND i.cloud_id <> ''))
+					AND f.client_key >= ? AND f.client_key < ?)
+			FROM installations i WHERE i.client_key = ?`},
 		{&s.saveInstallation, s.writer, `
 			INSERT INTO installations (client_key, app_key, shared_secret, base_url, display_url, product_type,
 				oauth_client_id, installation_id, cloud_id, state, payload, installed_at, updated_at, uninstalled_at)
@@ -136,12 +148,16 @@ func (s *Store) Installation(ctx context.Context, clientKey string) (*tenon.Inst
 	if !storeutil.ValidClientKey(clientKey) {
 		return nil, storeutil.NotFound(clientKey)
 	}
-	in, err := s.scanInstallation(s.getInstallation.QueryRowContext(ctx, clientKey))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, storeutil.NotFound(clientKey)
-	}
+	var in *tenon.Installation
+	found, err := s.lookupInstallation(ctx, clientKey, func(row scanner) (err error) {
+		in, err = s.scanInstallation(row)
+		return err
+	})
 	if err != nil {
 		return nil, s.fail("get installation", err)
+	}
+	if !found {
+		return nil, storeutil.NotFound(clientKey)
 	}
 	return in, nil
 }
@@ -176,7 +192,11 @@ func (s *Store) Installations(ctx context.Context, state tenon.State) ([]*tenon.
 	return list, nil
 }
 
-// SaveInstallation implements tenon.InstallationStore.
+// SaveInstallation implements tenon.InstallationStore. The installation
+// is committed with a full fsync before SaveInstallation returns, in a
+// commit shared with the other durable writes under way (groupcommit.go):
+// a burst of installs costs one fsync per batch. Once queued, the save
+// waits for its commit even if ctx ends.
 func (s *Store) SaveInstallation(ctx context.Context, in *tenon.Installation) error {
 	if err := storeutil.ValidateInstallation(in); err != nil {
 		return err
@@ -185,12 +205,17 @@ func (s *Store) SaveInstallation(ctx context.Context, in *tenon.Installation) er
 	if err != nil {
 		return s.fail("save installation", err)
 	}
+	if err := ctx.Err(); err != nil {
+		return s.fail("save installation", err)
+	}
 	now := formatTime(storeutil.Now(s.now))
 	var state, installed, updated string
-	err = s.saveInstallation.QueryRowContext(ctx,
-		in.ClientKey, in.AppKey, sealed.SharedSecret, in.BaseURL, in.DisplayURL, in.ProductType,
-		in.OAuthClientID, in.InstallationID, in.CloudID, sealed.Payload, now, now,
-	).Scan(&state, &installed, &updated)
+	err = s.commits.do(func(ctx context.Context, tx *sql.Tx) error {
+		return tx.StmtContext(ctx, s.saveInstallation).QueryRowContext(ctx,
+			in.ClientKey, in.AppKey, sealed.SharedSecret, in.BaseURL, in.DisplayURL, in.ProductType,
+			in.OAuthClientID, in.InstallationID, in.CloudID, sealed.Payload, now, now,
+		).Scan(&state, &installed, &updated)
+	})
 	if err != nil {
 		return s.fail("save installation", err)
 	}
@@ -205,7 +230,8 @@ func (s *Store) SaveInstallation(ctx context.Context, in *tenon.Installation) er
 	return nil
 }
 
-// SetState implements tenon.InstallationStore.
+// SetState implements tenon.InstallationStore. Like SaveInstallation it
+// shares commits with the other durable writes under way.
 func (s *Store) SetState(ctx context.Context, clientKey string, state tenon.State) (*tenon.Installation, error) {
 	if err := storeutil.ValidateState(state); err != nil {
 		return nil, err
@@ -213,38 +239,46 @@ func (s *Store) SetState(ctx context.Context, clientKey string, state tenon.Stat
 	if !storeutil.ValidClientKey(clientKey) {
 		return nil, storeutil.NotFound(clientKey)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, s.fail("set state", err)
+	}
 	// The read and the write share one IMMEDIATE transaction, so no other
 	// write can slip between the check of the current state and the update.
-	tx, err := s.writer.BeginTx(ctx, nil)
+	// A refused change is the call's answer, not a failure of the batch.
+	var (
+		in      *tenon.Installation
+		refusal error
+	)
+	err := s.commits.do(func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		in, refusal = nil, nil
+		in, err = s.scanInstallation(tx.StmtContext(ctx, s.lockedInstallation).QueryRowContext(ctx, clientKey))
+		if errors.Is(err, sql.ErrNoRows) {
+			in, refusal = nil, storeutil.NotFound(clientKey)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		changed, err := storeutil.Transition(in.State, state)
+		if err != nil || !changed {
+			refusal = err
+			return nil
+		}
+		now := storeutil.Now(s.now)
+		in.State, in.UpdatedAt, in.UninstalledAt = state, now, time.Time{}
+		var uninstalledAt sql.NullString
+		if state == tenon.StateUninstalled {
+			in.UninstalledAt = now
+			uninstalledAt = sql.NullString{String: formatTime(now), Valid: true}
+		}
+		_, err = tx.StmtContext(ctx, s.updateState).ExecContext(ctx, string(state), formatTime(now), uninstalledAt, clientKey)
+		return err
+	})
 	if err != nil {
 		return nil, s.fail("set state", err)
 	}
-	defer tx.Rollback()
-	in, err := s.scanInstallation(tx.StmtContext(ctx, s.lockedInstallation).QueryRowContext(ctx, clientKey))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, storeutil.NotFound(clientKey)
-	}
-	if err != nil {
-		return nil, s.fail("set state", err)
-	}
-	changed, err := storeutil.Transition(in.State, state)
-	if err != nil || !changed {
-		return nilIfErr(in, err)
-	}
-	now := storeutil.Now(s.now)
-	in.State, in.UpdatedAt, in.UninstalledAt = state, now, time.Time{}
-	var uninstalledAt sql.NullString
-	if state == tenon.StateUninstalled {
-		in.UninstalledAt = now
-		uninstalledAt = sql.NullString{String: formatTime(now), Valid: true}
-	}
-	if _, err := tx.StmtContext(ctx, s.updateState).ExecContext(ctx, string(state), formatTime(now), uninstalledAt, clientKey); err != nil {
-		return nil, s.fail("set state", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, s.fail("set state", err)
-	}
-	return in, nil
+	return nilIfErr(in, refusal)
 }
 
 func nilIfErr(in *tenon.Installation, err error) (*tenon.Installation, error) {
@@ -262,13 +296,12 @@ func (s *Store) GetValue(ctx context.Context, clientKey, key string) (json.RawMe
 	if !storeutil.ValidClientKey(clientKey) {
 		return nil, storeutil.ValueNotFound(key)
 	}
-	var v []byte
-	err := s.getValue.QueryRowContext(ctx, clientKey, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, storeutil.ValueNotFound(key)
-	}
+	v, found, err := s.lookupValue(ctx, clientKey, key)
 	if err != nil {
 		return nil, s.fail("get value", err)
+	}
+	if !found {
+		return nil, storeutil.ValueNotFound(key)
 	}
 	return v, nil
 }

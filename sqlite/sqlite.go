@@ -51,8 +51,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives migration progress. Default: discard.
 	Logger *slog.Logger
-	// MaxReaders bounds the read-only connection pool. Default: twice
-	// GOMAXPROCS, at least 4.
+	// MaxReaders bounds each of the two read-only connection pools (the
+	// point lookups every request makes, and the other reads). Default:
+	// twice GOMAXPROCS, at least 4.
 	MaxReaders int
 	// BusyTimeout is how long a statement waits for a lock held by
 	// another process before failing. Default DefaultBusyTimeout.
@@ -69,11 +70,10 @@ type Store struct {
 
 	// Statements are prepared once at Open so a request never pays for
 	// parsing SQL. Each belongs to the pool it runs on.
-	getInstallation     *sql.Stmt    // reader
 	listInstallations   *sql.Stmt    // reader
 	listInstallationsBy *sql.Stmt    // reader
-	getValue            *sql.Stmt    // reader
 	listValues          [4]*sql.Stmt // reader; index strict | upper<<1
+	forgePending        *sql.Stmt    // reader
 	saveInstallation    *sql.Stmt    // writer
 	lockedInstallation  *sql.Stmt    // writer
 	updateState         *sql.Stmt    // writer
@@ -81,7 +81,8 @@ type Store struct {
 	deleteValue         *sql.Stmt    // writer
 	deleteTenantData    *sql.Stmt    // writer
 
-	enqueues groupCommit // batches concurrent Enqueue calls (jobs.go)
+	lookups *lookupPool // the point reads of every request (lookup.go)
+	commits groupCommit // batches concurrent durable writes (groupcommit.go)
 
 	busyTimeout time.Duration
 	closed      atomic.Bool
@@ -150,6 +151,7 @@ func (s *Store) open(opts Options) error {
 	s.writer.SetMaxIdleConns(1)
 	s.writer.SetConnMaxLifetime(0)
 	s.writer.SetConnMaxIdleTime(0)
+	s.commits.db, s.commits.timeout = s.writer, s.busyTimeout+5*time.Second
 	if err := s.checkPragmas(ctx); err != nil {
 		return err
 	}
@@ -159,16 +161,18 @@ func (s *Store) open(opts Options) error {
 
 	// query_only makes a reader refuse writes, so a statement sent to the
 	// wrong pool fails loudly instead of bypassing the single writer.
-	s.reader, err = sql.Open("sqlite", dsn(s.path,
+	readerDSN := dsn(s.path,
 		"_pragma=busy_timeout("+fmt.Sprint(s.busyTimeout.Milliseconds())+")",
 		"_pragma=query_only(1)",
-	))
+	)
+	s.reader, err = sql.Open("sqlite", readerDSN)
 	if err != nil {
 		return fmt.Errorf("sqlite: open readers for %s: %w", s.path, err)
 	}
 	s.reader.SetMaxOpenConns(opts.MaxReaders)
 	s.reader.SetMaxIdleConns(opts.MaxReaders)
 	s.reader.SetConnMaxIdleTime(0)
+	s.lookups = newLookupPool(opts.MaxReaders, func() (*lookupConn, error) { return openLookupConn(s.path, s.busyTimeout) })
 	return s.prepare(ctx)
 }
 
@@ -226,6 +230,9 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 func (s *Store) Close() error {
 	s.closed.Store(true)
 	var errs []error
+	if s.lookups != nil {
+		errs = append(errs, s.lookups.close())
+	}
 	for _, st := range s.statements() {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -245,7 +252,7 @@ func (s *Store) Close() error {
 
 func (s *Store) statements() []*sql.Stmt {
 	return append([]*sql.Stmt{
-		s.getInstallation, s.listInstallations, s.listInstallationsBy, s.getValue,
+		s.listInstallations, s.listInstallationsBy, s.forgePending,
 		s.saveInstallation, s.lockedInstallation, s.updateState,
 		s.putValue, s.deleteValue, s.deleteTenantData,
 	}, s.listValues[:]...)

@@ -33,10 +33,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// PoolStats implements tenon.PoolStatser: the single writer connection
-// and the pool of readers.
+// PoolStats implements tenon.PoolStatser: the single writer connection,
+// the pool of readers and the connections of the point lookups.
 func (s *Store) PoolStats() []tenon.PoolStats {
-	return []tenon.PoolStats{poolStats("writer", s.writer.Stats()), poolStats("reader", s.reader.Stats())}
+	return []tenon.PoolStats{poolStats("writer", s.writer.Stats()), poolStats("reader", s.reader.Stats()), s.lookups.stats()}
 }
 
 func poolStats(name string, st sql.DBStats) tenon.PoolStats {
