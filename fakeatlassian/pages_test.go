@@ -93,6 +93,38 @@ func TestSignedModuleURL(t *testing.T) {
 	}
 }
 
+// A URL signed ahead of time (a load test's pool) asks for a longer
+// token; the qsh and everything else stay as the product signs them.
+func TestSignedModuleURLTokenLifetime(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	f := newFake(t, fakeatlassian.Options{Now: clk.Now})
+	site := addSite(t, f, "acme", "")
+	ta := newTestApp(t, f, "frames")
+	app := ta.install(site)
+	for _, tc := range []struct {
+		ask, want time.Duration
+	}{{0, 3 * time.Minute}, {-time.Minute, 3 * time.Minute}, {90 * time.Minute, 90 * time.Minute}} {
+		src, err := f.SignedModuleURL(site, "frames", "issue-panel", fakeatlassian.FrameOptions{IssueKey: "DEMO-1", TokenLifetime: tc.ask})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := url.Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims := verifyFrameToken(t, u.Query().Get("jwt"), app.SharedSecret)
+		exp, _ := claims.GetExpirationTime()
+		iat, _ := claims.GetIssuedAt()
+		if iat.Unix() != clk.Now().Unix() || exp.Sub(iat.Time) != tc.want {
+			t.Errorf("asked %v: iat %v, lifetime %v, want %v from now", tc.ask, iat, exp.Sub(iat.Time), tc.want)
+		}
+		if wantQSH := fakeatlassian.QSHOfURL("GET", src, app.BaseURL); claims["qsh"] != wantQSH {
+			t.Errorf("asked %v: qsh = %v, want %s", tc.ask, claims["qsh"], wantQSH)
+		}
+	}
+}
+
 var (
 	iframeRE   = regexp.MustCompile(`<iframe id="(frame-[0-9a-f]+)" name="[^"]*" src="([^"]+)"`)
 	hostDataRE = regexp.MustCompile(`(?s)<script type="application/json" id="tenon-host-data">(.*?)</script>`)
