@@ -1,9 +1,11 @@
 package fakeatlassian_test
 
 import (
+	"context"
 	"encoding/json"
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -322,6 +324,45 @@ func TestPageTheme(t *testing.T) {
 		}
 		if strings.Contains(string(r.Body), "<b>") || strings.Contains(string(r.Body), "tenon-host-data") {
 			t.Errorf("%s: the refusal shows the raw parameter or opens a host session", pageURL)
+		}
+	}
+}
+
+// BenchmarkSignedModuleURL is what a load generator that signs each
+// module URL when it sends it spends per request (docs/LOAD_TESTING.md).
+func BenchmarkSignedModuleURL(b *testing.B) {
+	var base string
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/atlassian-connect.json" {
+			w.WriteHeader(http.StatusNoContent) // lifecycle callbacks
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"key": "bench", "name": "Bench", "baseUrl": base, "authentication": map[string]any{"type": "jwt"},
+			"lifecycle":     map[string]any{"installed": "/installed", "enabled": "/enabled"},
+			"apiMigrations": map[string]any{"signed-install": true, "context-qsh": true},
+			"modules": map[string]any{"webPanels": []any{map[string]any{"key": "issue-panel", "name": map[string]any{"value": "Panel"},
+				"url": "/panel?issueKey={issue.key}&projectKey={project.key}", "location": "atl.jira.view.issue.right.context"}}},
+		})
+	}))
+	defer app.Close()
+	base = app.URL
+	f := fakeatlassian.New(fakeatlassian.Options{})
+	if err := f.Start("127.0.0.1:0"); err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	site, err := f.AddSite(fakeatlassian.SiteOptions{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.Install(context.Background(), site, app.URL+"/atlassian-connect.json"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.SignedModuleURL(site, "bench", "issue-panel", fakeatlassian.FrameOptions{IssueKey: "DEMO-1"}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

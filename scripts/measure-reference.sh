@@ -4,24 +4,28 @@
 # ceiling and, with --postgres, tenon on PostgreSQL, each server pinned to
 # CPU 0 and the load generator to CPU 1.
 #
-#   scripts/measure-reference.sh [--rounds N] [--seconds S] [--tenants N]
-#                                [--postgres] [--out DIR]
+#   scripts/measure-reference.sh [--rounds N] [--loadtest-rounds N]
+#       [--seconds S] [--tenants N] [--postgres] [--out DIR]
 #
 # It builds cmd/tenon-reference and internal/cmd/bareserve, installs the
 # tenants into each tenon server with `tenon-reference loadtest
 # --install-only` (real signed installs through the fake, 8 at a time),
 # which stores each tenant's value through the app's API and writes the
-# signed module URLs; wrk (64 connections) sends those URLs at random,
-# scripts/reference-urls.lua. Per round and target it records req/s,
-# p50/p90/p99 and the server's CPU per request (utime+stime of
-# /proc/PID/stat over the requests); then peak RSS (VmHWM), installs/s,
-# `tenon loadtest` closed-model with 64 workers between two wrk runs on
-# the same server, and an open-model run at half the measured rate.
-# Everything it starts is stopped by its PID when it ends; the PostgreSQL
-# database it creates on the shared server is dropped.
+# signed module URLs (20,000 in all); wrk (64 connections) sends those
+# URLs at random (scripts/reference-urls.lua). Per round and target it
+# records req/s, p50/p90/p99 and the server's CPU per request
+# (utime+stime of /proc/PID/stat over the requests); then peak RSS
+# (VmHWM) and installs/s. Then rounds of `tenon loadtest` closed-model
+# with 64 workers, interleaved with wrk on the same servers: URLs signed
+# before the run, URLs signed when sent, and against the bare server
+# (the generator's own ceiling); and an open-model run at half the rate
+# wrk measured. Each run lasts --seconds (10). Everything it starts is
+# stopped by its PID when it ends; the PostgreSQL database it creates on
+# the shared server (TENON_TEST_POSTGRES_DSN) is dropped.
 set -euo pipefail
 
 ROUNDS=3
+LTROUNDS=""
 SECS=10
 TENANTS=1000
 POSTGRES=0
@@ -31,15 +35,17 @@ PG_URL=${TENON_TEST_POSTGRES_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmod
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift 2 ;;
+	--loadtest-rounds) LTROUNDS=$2; shift 2 ;;
 	--seconds) SECS=$2; shift 2 ;;
 	--tenants) TENANTS=$2; shift 2 ;;
 	--postgres) POSTGRES=1; shift ;;
 	--out) OUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
-case "$ROUNDS$SECS$TENANTS" in *[!0-9]*) echo "--rounds, --seconds and --tenants take whole numbers" >&2; exit 2 ;; esac
+LTROUNDS=${LTROUNDS:-$ROUNDS}
+case "$ROUNDS$LTROUNDS$SECS$TENANTS" in *[!0-9]*) echo "--rounds, --loadtest-rounds, --seconds and --tenants take whole numbers" >&2; exit 2 ;; esac
 if [ "$SECS" -lt 3 ] || [ "$SECS" -gt 60 ] || [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 20 ]; then
 	echo "--seconds must be from 3 to 60 and --rounds from 1 to 20" >&2; exit 2
 fi
@@ -55,7 +61,7 @@ OUT=$(cd "$OUT" && pwd)
 HZ=$(getconf CLK_TCK)
 FAKE=127.0.0.1:18181
 # URLs must stay valid for the whole run: installs, rounds, loadtest legs.
-URL_LIFE=$(( (ROUNDS * 3 + 12) * SECS + 600 ))s
+URL_LIFE=$(( (ROUNDS * 3 + LTROUNDS * 7 + 10) * SECS + 900 ))s
 
 PIDS=()
 PGDB=""
@@ -130,13 +136,19 @@ fi
 
 # The bare ceiling answers with a page of the reference page's size.
 SIZE=$(curl -fs "$(head -1 "${URLS[sqlite]}")" | wc -c)
-taskset -c 0 "$OUT/bin/bareserve" --addr 127.0.0.1:18090 --size "$SIZE" &
+# Its descriptor is the reference app's with its own base URL, so tenon
+# loadtest can install into it too.
+curl -fs "http://${ADDR[sqlite]}/atlassian-connect.json" | jq '.baseUrl = "http://127.0.0.1:18090"' > "$OUT/bare-descriptor.json"
+taskset -c 0 "$OUT/bin/bareserve" --addr 127.0.0.1:18090 --size "$SIZE" --descriptor "$OUT/bare-descriptor.json" &
 PIDS+=($!); SRVPID[bare]=$!; ADDR[bare]=127.0.0.1:18090; URLS[bare]=${URLS[sqlite]}
 wait_up http://127.0.0.1:18090/
 
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
 
-# run_wrk NAME SECONDS LABEL: one wrk run; appends a row to results.tsv.
+# Rows of results.tsv: run, target, generator, req/s, p50, p90, p99 (ms),
+# server CPU us/request, failed requests.
+
+# run_wrk NAME SECONDS LABEL: one wrk run.
 run_wrk() {
 	local name=$1 secs=$2 label=$3 before after f
 	f=$OUT/wrk-$label-$name.txt
@@ -151,8 +163,26 @@ run_wrk() {
 	p90=$(to_ms "$(awk '$1 == "90%" {print $2}' "$f")")
 	p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$f")")
 	bad=$(awk '/Non-2xx/ {print $NF}' "$f"); bad=${bad:-0}
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$name" "$rps" "$p50" "$p90" "$p99" \
+	printf '%s\t%s\twrk\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$name" "$rps" "$p50" "$p90" "$p99" \
 		"$(( (after - before) * 1000000 / HZ / (reqs > 0 ? reqs : 1) ))" "$bad" >> "$OUT/results.tsv"
+}
+
+# run_lt NAME LABEL GENERATOR [FLAGS...]: one closed-model run of tenon
+# loadtest with 64 workers; it installs its own tenants first (a new
+# fake), which its figures leave out. Server CPU comes from its --pid
+# samples over the load.
+run_lt() {
+	local name=$1 label=$2 gen=$3 f
+	shift 3
+	f=$OUT/loadtest-$label-$gen-$name
+	taskset -c 1 "$APP" loadtest --target "http://${ADDR[$name]}" --fake-addr "$FAKE" --mix "$OUT/mix.json" \
+		--model closed --workers 64 --duration "${SECS}s" --quiet --pid "${SRVPID[$name]}" --out "$f" "$@" \
+		> "$f.txt" 2> "$f.log" || { echo "tenon loadtest failed, see $f.log" >&2; return 0; }
+	jq -r --arg l "$label" --arg t "$name" --arg g "$gen" '
+		([.samples[]? | select(.cpu >= 0) | .cpu] | if length > 0 then add / length else 0 end) as $cpu |
+		[$l, $t, $g, (.total.throughput | round), .total.latency.p50, .total.latency.p90, .total.latency.p99,
+		 (if .total.count > 0 then ($cpu / 100 * .elapsed * 1e6 / .total.count | round) else 0 end), (.total.count - .total.ok)] | @tsv' \
+		"$f.json" >> "$OUT/results.tsv"
 }
 
 log "warming up"
@@ -163,67 +193,76 @@ for r in $(seq "$ROUNDS"); do
 	n=${#TARGETS[@]}
 	for k in $(seq 0 $((n - 1))); do
 		t=${TARGETS[$(( (k + r) % n ))]}
-		log "round $r: $t"
+		log "round $r: wrk against $t"
 		run_wrk "$t" "$SECS" "round$r"
 	done
 done
 declare -A HWM
 for t in "${TARGETS[@]}"; do HWM[$t]=$(hwm_kib "${SRVPID[$t]}"); done
 
-# tenon loadtest against the same servers, between two wrk runs.
-: > "$OUT/loadtest.tsv"
-for t in "${TARGETS[@]}"; do
-	[ "$t" = bare ] && continue
-	log "$t: wrk, tenon loadtest (closed, 64 workers), wrk"
-	run_wrk "$t" "$SECS" before-loadtest
-	taskset -c 1 "$APP" loadtest --target "http://${ADDR[$t]}" --fake-addr "$FAKE" --mix "$OUT/mix.json" \
-		--model closed --workers 64 --duration "${SECS}s" --quiet --out "$OUT/loadtest-closed-$t" \
-		> "$OUT/loadtest-closed-$t.txt" 2> "$OUT/loadtest-closed-$t.log" || true
-	run_wrk "$t" "$SECS" after-loadtest
-	jq -r --arg t "$t" '[$t, "closed", (.total.throughput|round), .total.latency.p50, .total.latency.p90, .total.latency.p99, (.total.count - .total.ok), .presigned] | @tsv' \
-		"$OUT/loadtest-closed-$t.json" >> "$OUT/loadtest.tsv"
+# tenon loadtest next to wrk, interleaved: against tenon on SQLite with
+# URLs signed before the run and (as before pre-signing) when sent, and
+# against the bare server, where nothing is verified and only the
+# generator's own speed shows. Each loadtest run adds its tenants to the
+# server, which is why these come after the rounds above (and RSS).
+for r in $(seq "$LTROUNDS"); do
+	log "round $r: wrk and tenon loadtest against sqlite and bare"
+	run_wrk sqlite "$SECS" "lt-round$r"
+	run_lt sqlite "lt-round$r" loadtest
+	run_lt sqlite "lt-round$r" loadtest-sign-at-send --sign-at-send
+	run_wrk bare "$SECS" "lt-round$r"
+	run_lt bare "lt-round$r" loadtest
 done
+if [ "$POSTGRES" = 1 ] && [ "$LTROUNDS" -gt 0 ]; then
+	log "postgres: wrk and tenon loadtest"
+	run_wrk postgres "$SECS" lt-round1
+	run_lt postgres lt-round1 loadtest
+fi
 
-# Open model at half the maximum measured on SQLite.
-MAXRATE=$(awk -F'\t' '$1 ~ /^round/ && $2 == "sqlite" {print $3}' "$OUT/results.tsv" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+# Open model at half the maximum wrk measured on SQLite.
+MAXRATE=$(awk -F'\t' '$1 ~ /^round/ && $2 == "sqlite" && $3 == "wrk" {print $4}' "$OUT/results.tsv" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 HALF=$(( MAXRATE / 2 ))
 log "sqlite: tenon loadtest, open model at $HALF req/s"
 taskset -c 1 "$APP" loadtest --target "http://${ADDR[sqlite]}" --fake-addr "$FAKE" --mix "$OUT/mix.json" \
 	--model open --profile load --rate "$HALF" --duration "${SECS}s" --quiet --out "$OUT/loadtest-open-sqlite" \
 	> "$OUT/loadtest-open-sqlite.txt" 2> "$OUT/loadtest-open-sqlite.log" || true
-jq -r --arg m "open@$HALF/s" '["sqlite", $m, (.total.throughput|round), .total.latency.p50, .total.latency.p90, .total.latency.p99, (.total.count - .total.ok), .presigned] | @tsv' \
-	"$OUT/loadtest-open-sqlite.json" >> "$OUT/loadtest.tsv"
+OPEN=$(jq -r '"\(.total.throughput | round) req/s answered, p50 \(.total.latency.p50) ms, p90 \(.total.latency.p90) ms, p99 \(.total.latency.p99) ms (service p99 \(.total.service.p99) ms), \(.total.count - .total.ok) failed"' "$OUT/loadtest-open-sqlite.json")
 
 # The report.
+summary() { # summary LABEL-REGEX TARGET GENERATOR
+	awk -F'\t' -v l="$1" -v t="$2" -v g="$3" '$1 ~ l && $2 == t && $3 == g {print $4, $5, $7, $8}' "$OUT/results.tsv" | sort -n | awk -v name="$2 $3" '
+		{ r[NR] = $1; p50[NR] = $2; p99[NR] = $3; cpu[NR] = $4 }
+		function range(a,   i, lo, hi) { lo = hi = a[1]; for (i in a) { if (a[i] + 0 < lo + 0) lo = a[i]; if (a[i] + 0 > hi + 0) hi = a[i] } return lo "-" hi }
+		END { if (NR) printf "  %-32s req/s %s (median %s), p50 %s ms, p99 %s ms, CPU %s us/req\n", name, range(r), r[int((NR + 1) / 2)], range(p50), range(p99), range(cpu) }'
+}
+ratio() { # ratio LABEL-REGEX TARGET GENERATOR OVER-TARGET OVER-GENERATOR
+	awk -F'\t' -v l="$1" -v t="$2" -v g="$3" -v bt="$4" -v bg="$5" '$1 ~ l { rps[$1, $2, $3] = $4; runs[$1] = 1 }
+		END { for (r in runs) if (rps[r, bt, bg] > 0 && rps[r, t, g] > 0) printf " %.3f", rps[r, t, g] / rps[r, bt, bg] }' "$OUT/results.tsv"
+}
 {
 	echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "workload: $TENANTS tenants, $(wc -l < "${URLS[sqlite]}") signed URLs, page of $SIZE bytes; servers on CPU 0, generator on CPU 1, wrk 64 connections, ${SECS}s per round"
+	echo "workload: $TENANTS tenants, $(wc -l < "${URLS[sqlite]}") signed URLs, page of $SIZE bytes; servers on CPU 0, generator on CPU 1, 64 connections, ${SECS}s per run"
 	echo
-	printf '%-16s %-9s %8s %8s %8s %8s %10s %7s\n' run target req/s p50_ms p90_ms p99_ms cpu_us/req non2xx
-	awk -F'\t' '{printf "%-16s %-9s %8s %8s %8s %8s %10s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8}' "$OUT/results.tsv"
+	printf '%-12s %-9s %-22s %7s %7s %7s %7s %10s %6s\n' run target generator req/s p50_ms p90_ms p99_ms cpu_us/req failed
+	awk -F'\t' '{printf "%-12s %-9s %-22s %7s %7s %7s %7s %10s %6s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}' "$OUT/results.tsv"
 	echo
-	echo "per target over the rounds (min-max, median):"
-	for t in "${TARGETS[@]}"; do
-		awk -F'\t' -v t="$t" '$1 ~ /^round/ && $2 == t {print $3, $4, $6, $7}' "$OUT/results.tsv" | sort -n | awk -v t="$t" -v hwm="${HWM[$t]}" '
-			{ r[NR]=$1; p50[NR]=$2; p99[NR]=$3; cpu[NR]=$4 }
-			function range(a,   i, lo, hi) { lo = hi = a[1]; for (i in a) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] } return lo "-" hi }
-			END { printf "  %-9s req/s %s (median %s), p50 %s ms, p99 %s ms, CPU %s us/req, peak RSS %.1f MiB\n", t, range(r), r[int((NR+1)/2)], range(p50), range(p99), range(cpu), hwm / 1024 }'
-	done
+	echo "wrk rounds (min-max, median):"
+	for t in "${TARGETS[@]}"; do summary '^round' "$t" wrk; done
+	for t in "${TARGETS[@]}"; do echo "  peak RSS $t: $(awk -v k="${HWM[$t]}" 'BEGIN {printf "%.1f", k / 1024}') MiB"; done
+	for t in "${TARGETS[@]}"; do [ "$t" = bare ] || echo "  $t/bare per round:$(ratio '^round' "$t" wrk bare wrk)"; done
 	echo
-	echo "tenon/bare per round:"
-	for t in "${TARGETS[@]}"; do
-		[ "$t" = bare ] && continue
-		awk -F'\t' -v t="$t" '$1 ~ /^round/ { rps[$1, $2] = $3; rounds[$1] = 1 }
-			END { for (r in rounds) if (rps[r, "bare"] > 0) printf "  %s %s %.3f\n", t, r, rps[r, t] / rps[r, "bare"] }' "$OUT/results.tsv" | sort
-	done
+	echo "tenon loadtest next to wrk (closed, 64; interleaved rounds):"
+	for g in wrk loadtest loadtest-sign-at-send; do summary '^lt-round' sqlite "$g"; done
+	for g in wrk loadtest; do summary '^lt-round' bare "$g"; done
+	[ "$POSTGRES" = 1 ] && for g in wrk loadtest; do summary '^lt-round' postgres "$g"; done
+	echo "  sqlite loadtest/wrk per round:$(ratio '^lt-round' sqlite loadtest sqlite wrk)"
+	echo "  sqlite loadtest-sign-at-send/wrk per round:$(ratio '^lt-round' sqlite loadtest-sign-at-send sqlite wrk)"
+	echo "  bare loadtest/wrk per round:$(ratio '^lt-round' bare loadtest bare wrk)"
+	echo
+	echo "open model, sqlite, $HALF req/s (half the median wrk rate): $OPEN"
 	echo
 	echo "signed installs (8 at a time; server CPU per install includes the tenant's setup write):"
 	awk -F'\t' '{printf "  %-9s %s installs/s, %s us server CPU per install\n", $1, $2, $3}' "$OUT/installs.tsv"
-	echo
-	echo "tenon loadtest (pre-signed URLs) next to wrk on the same server:"
-	printf '  %-9s %-12s %8s %8s %8s %8s %7s %s\n' target model req/s p50_ms p90_ms p99_ms failed presigned
-	awk -F'\t' '{printf "  %-9s %-12s %8s %8s %8s %8s %7s %s\n", $1, $2, $3, $4, $5, $6, $7, $8}' "$OUT/loadtest.tsv"
-	awk -F'\t' '$1 ~ /loadtest$/ {printf "  %-9s %-12s %8s %8s %8s %8s %7s (wrk %s)\n", $2, "wrk", $3, $4, $5, $6, $8, $1}' "$OUT/results.tsv"
 	echo
 	echo "files: $OUT"
 } | tee "$OUT/report.txt"

@@ -3,6 +3,11 @@
 // every request with one fixed HTML page of about the reference page's
 // size, with no authentication, no store and no log. What tenon serves
 // on the same machine is read against it.
+//
+// With --descriptor it also serves that file as /atlassian-connect.json,
+// so `tenon loadtest` can "install" tenants into it (every lifecycle
+// call gets the page, a 200) and measure how fast the load generator
+// itself can go, with nothing to verify on the other end.
 package main
 
 import (
@@ -17,10 +22,24 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8090", "listen address")
-	size := flag.Int("size", 330, "bytes of the page")
+	size := flag.Int("size", 251, "bytes of the page")
+	descPath := flag.String("descriptor", "", "a descriptor file to serve as /atlassian-connect.json")
 	flag.Parse()
 	page := Page(*size)
-	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	var desc []byte
+	if *descPath != "" {
+		var err error
+		if desc, err = os.ReadFile(*descPath); err != nil {
+			fmt.Fprintln(os.Stderr, "bareserve:", err)
+			os.Exit(1)
+		}
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if desc != nil && r.URL.Path == "/atlassian-connect.json" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(desc)
+			return
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
 		_, _ = w.Write(page)
