@@ -130,7 +130,8 @@ TARGETS=(sqlite bare)
 if [ "$POSTGRES" = 1 ]; then
 	PGDB=tenon_reference_$$
 	psql "$PG_URL" -qc "CREATE DATABASE $PGDB" >/dev/null
-	start_tenon postgres 127.0.0.1:18082 127.0.0.1:19092 "postgres://postgres@127.0.0.1:5432/$PGDB?sslmode=disable"
+	# The same server and user, the new database.
+	start_tenon postgres 127.0.0.1:18082 127.0.0.1:19092 "$(printf '%s' "$PG_URL" | sed -E "s#^(postgres(ql)?://[^/]*)/[^?]*#\\1/$PGDB#")"
 	TARGETS+=(postgres)
 fi
 
