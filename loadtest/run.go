@@ -533,7 +533,7 @@ const (
 	MaxPresignLifetime = 6 * time.Hour
 	// MaxPresigned bounds the URLs signed ahead (tenants × issues per
 	// page route); past it, URLs are signed when sent.
-	MaxPresigned = 1_000_000
+	MaxPresigned = 200_000
 )
 
 // pagePools signs, before the run, every URL the run's page routes can
