@@ -95,6 +95,9 @@ func runLoadtest(ctx context.Context, env Env, app App, args []string) error {
 	if *installWorkers < 1 || *installWorkers > 64 {
 		return fmt.Errorf("--install-workers must be from 1 to 64, not %d", *installWorkers)
 	}
+	if *urlsOut != "" && !*installOnly {
+		return fmt.Errorf("--urls-out goes with --install-only")
+	}
 	if *duration <= 0 || *duration > maxLoadDuration {
 		return fmt.Errorf("--duration must be above 0 and at most %v, not %v", maxLoadDuration, *duration)
 	}
@@ -146,9 +149,6 @@ func runLoadtest(ctx context.Context, env Env, app App, args []string) error {
 	}
 	if *installOnly {
 		return runInstallOnly(ctx, o, *urlsOut, env.Stdout)
-	}
-	if *urlsOut != "" {
-		return fmt.Errorf("--urls-out goes with --install-only")
 	}
 	rep, err := RunLoad(ctx, o, *out, env.Stdout)
 	if err != nil {

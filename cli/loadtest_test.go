@@ -30,8 +30,7 @@ func TestLoadtestFlagsRefused(t *testing.T) {
 		{"urls without install-only", []string{"--urls-out", filepath.Join(t.TempDir(), "u.txt")}, "--urls-out goes with --install-only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// The target is never reached: the flags are refused first,
-			// or (urls-out) before any load is sent.
+			// The target is never reached: the flags are refused first.
 			args := append([]string{"loadtest", "--target", "http://127.0.0.1:1", "--mix", mix, "--quiet"}, tc.args...)
 			code, _, errs := run(t, nil, args...)
 			if code == 0 || !strings.Contains(errs, tc.want) {

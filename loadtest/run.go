@@ -82,7 +82,7 @@ type Options struct {
 	// (default DefaultInstallWorkers).
 	InstallWorkers int
 	// SignAtSend signs every page URL when its request is sent, instead
-	// of signing the pool of page URLs before the run (see Presign).
+	// of signing every URL the run can send before it starts.
 	SignAtSend bool
 	Log        func(format string, args ...any)
 }
@@ -185,7 +185,7 @@ func Prepare(ctx context.Context, o Options) (*Env, error) {
 	o.Log("installed %d tenants in %v (%.0f installs/s, %d at a time)", m.Tenants, took.Round(time.Millisecond), e.InstallRate, workers)
 	if len(m.Setup) > 0 {
 		start := time.Now()
-		if err := e.eachTenant(ctx, workers, e.setup); err != nil {
+		if err := e.eachTenant(ctx, workers, func(i int) error { return e.setup(ctx, i) }); err != nil {
 			return nil, err
 		}
 		o.Log("sent %d setup requests to each tenant in %v", len(m.Setup), time.Since(start).Round(time.Millisecond))
@@ -233,7 +233,7 @@ feed:
 }
 
 // setup sends the mix's setup routes to tenant i; each must answer 2xx.
-func (e *Env) setup(i int) error {
+func (e *Env) setup(ctx context.Context, i int) error {
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	t := e.tenants[i]
 	for _, r := range e.opts.Mix.Setup {
@@ -245,7 +245,7 @@ func (e *Env) setup(i int) error {
 		if err != nil {
 			return fmt.Errorf("setup %s: %w", r.Label(), err)
 		}
-		res, err := client.Do(req)
+		res, err := client.Do(req.WithContext(ctx))
 		if err != nil {
 			return fmt.Errorf("setup %s of site %s: %w", r.Label(), t.site.Name, err)
 		}

@@ -15,7 +15,7 @@
 # URLs at random (scripts/reference-urls.lua). Per round and target it
 # records req/s, p50/p90/p99 and the server's CPU per request
 # (utime+stime of /proc/PID/stat over the requests); then peak RSS
-# (VmHWM) and installs/s. Then rounds of `tenon loadtest` closed-model
+# under the load (VmHWM, reset after the installs) and installs/s. Then rounds of `tenon loadtest` closed-model
 # with 64 workers, interleaved with wrk on the same servers: URLs signed
 # before the run, URLs signed when sent, and against the bare server
 # (the generator's own ceiling); and an open-model run at half the rate
@@ -189,6 +189,13 @@ run_lt() {
 log "warming up"
 for t in "${TARGETS[@]}"; do run_wrk "$t" 3 warmup; done
 : > "$OUT/results.tsv"
+# Peak RSS under the load, not while installing: the high-water mark
+# so far is kept, then reset (clear_refs 5) before the rounds.
+declare -A HWM_SETUP
+for t in "${TARGETS[@]}"; do
+	HWM_SETUP[$t]=$(hwm_kib "${SRVPID[$t]}")
+	echo 5 > "/proc/${SRVPID[$t]}/clear_refs" 2>/dev/null || HWM_SETUP[$t]="not reset"
+done
 for r in $(seq "$ROUNDS"); do
 	# Rotate the order each round, so no target always follows another.
 	n=${#TARGETS[@]}
@@ -249,7 +256,9 @@ ratio() { # ratio LABEL-REGEX TARGET GENERATOR OVER-TARGET OVER-GENERATOR
 	echo
 	echo "wrk rounds (min-max, median):"
 	for t in "${TARGETS[@]}"; do summary '^round' "$t" wrk; done
-	for t in "${TARGETS[@]}"; do echo "  peak RSS $t: $(awk -v k="${HWM[$t]}" 'BEGIN {printf "%.1f", k / 1024}') MiB"; done
+	for t in "${TARGETS[@]}"; do
+		echo "  peak RSS $t under the load: $(awk -v k="${HWM[$t]}" 'BEGIN {printf "%.1f", k / 1024}') MiB (installs and warm-up: $(awk -v k="${HWM_SETUP[$t]}" 'BEGIN {if (k + 0 > 0) printf "%.1f MiB", k / 1024; else print "the mark could not be reset"}'))"
+	done
 	for t in "${TARGETS[@]}"; do [ "$t" = bare ] || echo "  $t/bare per round:$(ratio '^round' "$t" wrk bare wrk)"; done
 	echo
 	echo "tenon loadtest next to wrk (closed, 64; interleaved rounds):"
