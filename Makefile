@@ -10,7 +10,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # pebble: the local ACME server the HTTPS end-to-end tests get certificates from.
 PEBBLE_VERSION ?= v2.10.1
 
-.PHONY: dev test bench fuzz tools lint build
+.PHONY: dev test bench fuzz tools lint build measure-reference
 
 dev:
 	$(GO) run ./cmd/tenon dev
@@ -31,6 +31,11 @@ test:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The performance reference workload end to end (docs/PERFORMANCE.md):
+# wrk and tenon loadtest against tenon and a bare net/http server.
+measure-reference:
+	scripts/measure-reference.sh $(MEASURE_FLAGS)
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) ./qsh

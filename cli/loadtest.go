@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -64,6 +65,10 @@ func runLoadtest(ctx context.Context, env Env, app App, args []string) error {
 	out := fs.String("out", "loadtest", "report path without extension: writes <out>.json and <out>.html")
 	seed := fs.Int64("seed", 1, "seed of the tenant and route choice")
 	quiet := fs.Bool("quiet", false, "no progress lines")
+	installWorkers := fs.Int("install-workers", loadtest.DefaultInstallWorkers, "tenants installed at a time")
+	signAtSend := fs.Bool("sign-at-send", false, "sign each page URL when it is sent, instead of signing them all before the run")
+	urlsOut := fs.String("urls-out", "", "write every signed page URL of the mix to this file, one a line, valid for --duration and a margin (for another load generator)")
+	installOnly := fs.Bool("install-only", false, "install the tenants, send the setup routes, write --urls-out and stop: no load")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,6 +91,12 @@ func runLoadtest(ctx context.Context, env Env, app App, args []string) error {
 		if err := loadtest.CheckTarget(u, allowed); err != nil {
 			return err
 		}
+	}
+	if *installWorkers < 1 || *installWorkers > 64 {
+		return fmt.Errorf("--install-workers must be from 1 to 64, not %d", *installWorkers)
+	}
+	if *urlsOut != "" && !*installOnly {
+		return fmt.Errorf("--urls-out goes with --install-only")
 	}
 	if *duration <= 0 || *duration > maxLoadDuration {
 		return fmt.Errorf("--duration must be above 0 and at most %v, not %v", maxLoadDuration, *duration)
@@ -131,10 +142,13 @@ func runLoadtest(ctx context.Context, env Env, app App, args []string) error {
 		Target: strings.TrimRight(*target, "/"), DescriptorURL: *descriptor, ForgeRemote: *remote, Manifest: man,
 		Mix: mix, Schedule: sched, Model: *model, Workers: *workers, MaxInFlight: *inFlight, Timeout: *timeout,
 		Window: *window, SLO: slo, StopOnBreak: *profile == loadtest.ProfileStress, Fake: fake, Seed: *seed,
-		Sampler: sampler, Log: logf,
+		Sampler: sampler, Log: logf, InstallWorkers: *installWorkers, SignAtSend: *signAtSend,
 	}
 	if !*quiet {
 		o.Progress = progressPrinter(env.Stderr)
+	}
+	if *installOnly {
+		return runInstallOnly(ctx, o, *urlsOut, env.Stdout)
 	}
 	rep, err := RunLoad(ctx, o, *out, env.Stdout)
 	if err != nil {
@@ -143,6 +157,31 @@ func runLoadtest(ctx context.Context, env Env, app App, args []string) error {
 	if !rep.Passed {
 		return errSLOBroken
 	}
+	return nil
+}
+
+// runInstallOnly installs the mix's tenants into the target, sends the
+// setup routes and writes the mix's signed page URLs to urlsOut (when
+// set), valid for the run's duration and loadtest.PresignMargin: the
+// tenants and URLs another load generator (wrk) then sends.
+func runInstallOnly(ctx context.Context, o loadtest.Options, urlsOut string, w io.Writer) error {
+	e, err := loadtest.Prepare(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "installed %d tenants: %.0f installs/s, %d at a time\n", o.Mix.Tenants, e.InstallRate, max(o.InstallWorkers, 1))
+	if urlsOut == "" {
+		return nil
+	}
+	lifetime := o.Schedule.Duration() + loadtest.PresignMargin
+	urls, err := e.PageURLs(lifetime)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(urlsOut, []byte(strings.Join(urls, "\n")+"\n"), 0o600); err != nil {
+		return fmt.Errorf("--urls-out: %w", err)
+	}
+	fmt.Fprintf(w, "wrote %d signed page URLs to %s, valid for %v\n", len(urls), urlsOut, lifetime)
 	return nil
 }
 
@@ -185,7 +224,10 @@ func RunLoad(ctx context.Context, o loadtest.Options, out string, w io.Writer) (
 func printSummary(w io.Writer, rep *loadtest.Report, out string) {
 	t := rep.Total
 	fmt.Fprintf(w, "%s: %d requests in %.1f s, %.1f req/s answered, %d failed\n", rep.Title, t.Count, rep.Elapsed, t.Throughput, t.Count-t.OK)
-	fmt.Fprintf(w, "latency p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, max %.2f ms\n", t.Latency.P50, t.Latency.P95, t.Latency.P99, t.Latency.Max)
+	fmt.Fprintf(w, "latency p50 %.2f ms, p90 %.2f ms, p95 %.2f ms, p99 %.2f ms, max %.2f ms\n", t.Latency.P50, t.Latency.P90, t.Latency.P95, t.Latency.P99, t.Latency.Max)
+	if rep.InstallsPerSecond > 0 {
+		fmt.Fprintf(w, "tenants installed at %.0f installs/s; page URLs signed %s\n", rep.InstallsPerSecond, map[bool]string{true: "before the run", false: "when sent"}[rep.Presigned])
+	}
 	if s := rep.Analysis.Saturation; s != nil {
 		fmt.Fprintf(w, "saturation at %.0f s, %.0f req/s offered: %s\n", s.T, s.Offered, s.Reason)
 	}

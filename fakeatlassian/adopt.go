@@ -20,8 +20,7 @@ func (f *Fake) AdoptApp(ctx context.Context, site *Site, descriptorURL, sharedSe
 	if err != nil {
 		return App{}, err
 	}
-	f.lifecycleMu.Lock()
-	defer f.lifecycleMu.Unlock()
+	defer f.lockLifecycle(site)()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, err := f.siteLocked(site)

@@ -76,10 +76,6 @@ type Fake struct {
 	randMu sync.Mutex
 	rand   io.Reader
 
-	// lifecycleMu serialises installs, upgrades and state changes, which
-	// make network calls and therefore cannot hold mu.
-	lifecycleMu sync.Mutex
-
 	mu        sync.Mutex
 	url       string
 	srv       *http.Server

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // FrameOptions describe who looks at an app iframe and where.
@@ -23,6 +24,10 @@ type FrameOptions struct {
 	ContentID string
 	// Vars adds or overrides URL template variables (e.g. "issue.key").
 	Vars map[string]string
+	// TokenLifetime is how long the iframe URL's token is valid. Zero
+	// means three minutes, as the product signs them. A load generator
+	// that signs its URLs before a run asks for the length of the run.
+	TokenLifetime time.Duration
 }
 
 // frame is a rendered iframe: its signed src and the context it shows.
@@ -124,7 +129,11 @@ func (f *Fake) buildFrameLocked(s *siteState, appKey, moduleKey string, opts Fra
 	}
 	target += sep + params.Encode()
 
-	claims := f.productClaims(s.info.ClientKey, qshOfURL("GET", target, a.desc.BaseURL), tokenLifetime)
+	lifetime := tokenLifetime
+	if opts.TokenLifetime > 0 {
+		lifetime = opts.TokenLifetime
+	}
+	claims := f.productClaims(s.info.ClientKey, qshOfURL("GET", target, a.desc.BaseURL), lifetime)
 	claims["sub"] = account
 	claims["context"] = ctx
 	token, err := signHS256(a.sharedSecret, claims)

@@ -97,6 +97,9 @@ type testApp struct {
 	slowWebhooks   int            // attempts to answer only after webhookDelay
 	webhookDelay   time.Duration
 	kids           []string
+	// beforeLifecycle, when set, runs before a lifecycle callback is
+	// answered, outside mu.
+	beforeLifecycle func(event string)
 }
 
 func newTestApp(t *testing.T, f *fakeatlassian.Fake, key string) *testApp {
@@ -228,6 +231,9 @@ func (a *testApp) serveLifecycle(w http.ResponseWriter, r *http.Request) {
 	}
 	if call.Err == nil {
 		call.Header, call.Claims, call.Err = a.verifyLifecycle(call.Event, token, r, call.Payload)
+	}
+	if a.beforeLifecycle != nil {
+		a.beforeLifecycle(call.Event)
 	}
 	a.mu.Lock()
 	a.lifecycle = append(a.lifecycle, call)

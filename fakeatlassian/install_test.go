@@ -3,9 +3,12 @@ package fakeatlassian_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tenon-dev/tenon/fakeatlassian"
 )
@@ -239,5 +242,70 @@ func TestDescriptorValidation(t *testing.T) {
 	_, err = f.Install(context.Background(), site, app.srv.URL+"/missing.json")
 	if !errors.As(err, &de) || !strings.Contains(de.Problems[0], "404") {
 		t.Errorf("missing descriptor: %v", err)
+	}
+}
+
+// Installs into different sites run at the same time, as on real sites
+// (a load test installs many tenants with several in flight); each site
+// still gets installed before enabled.
+func TestInstallsOfDifferentSitesOverlap(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, fakeatlassian.Options{})
+	app := newTestApp(t, f, "com.example.parallel")
+	const n = 4
+	// Every `installed` waits until all n are in flight; serialised
+	// installs would never get there and fall back after the wait.
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	all := make(chan struct{})
+	app.beforeLifecycle = func(event string) {
+		if event != "installed" {
+			return
+		}
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		if inFlight == n {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(5 * time.Second):
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}
+	sites := make([]*fakeatlassian.Site, n)
+	for i := range sites {
+		sites[i] = addSite(t, f, fmt.Sprintf("site-%d", i), fakeatlassian.ProductJira)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, s := range sites {
+		wg.Go(func() { _, errs[i] = f.Install(context.Background(), s, app.descriptorURL()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("install %d: %v", i, err)
+		}
+	}
+	if most != n {
+		t.Errorf("at most %d installs were in flight at once, want %d", most, n)
+	}
+	seen := map[string][]string{}
+	for _, c := range app.lifecycleCalls() {
+		if c.Err != nil {
+			t.Errorf("%s: %v", c.Event, c.Err)
+		}
+		ck, _ := c.Payload["clientKey"].(string)
+		seen[ck] = append(seen[ck], c.Event)
+	}
+	for _, s := range sites {
+		if got := strings.Join(seen[s.ClientKey], ","); got != "installed,enabled" {
+			t.Errorf("site %s got %s, want installed,enabled", s.Name, got)
+		}
 	}
 }

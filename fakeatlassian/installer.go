@@ -149,8 +149,7 @@ func licenseValue(active bool) string {
 // callback a *LifecycleError: a refused `installed` installs nothing, a
 // refused `enabled` leaves the app installed but disabled.
 func (f *Fake) Install(ctx context.Context, site *Site, descriptorURL string) (App, error) {
-	f.lifecycleMu.Lock()
-	defer f.lifecycleMu.Unlock()
+	defer f.lockLifecycle(site)()
 	return f.install(ctx, site, descriptorURL, "", false)
 }
 
@@ -158,8 +157,7 @@ func (f *Fake) Install(ctx context.Context, site *Site, descriptorURL string) (A
 // from, with a new shared secret, and returns the app with its new secret.
 // It works on uninstalled apps too.
 func (f *Fake) Reinstall(ctx context.Context, site *Site, appKey string) (App, error) {
-	f.lifecycleMu.Lock()
-	defer f.lifecycleMu.Unlock()
+	defer f.lockLifecycle(site)()
 	f.mu.Lock()
 	_, a, err := f.appLocked(site, appKey)
 	var descURL string
@@ -263,8 +261,7 @@ func (f *Fake) newSharedSecret() string {
 // Enable enables a disabled app and sends `enabled`. A refused callback
 // leaves the app disabled.
 func (f *Fake) Enable(ctx context.Context, site *Site, appKey string) error {
-	f.lifecycleMu.Lock()
-	defer f.lifecycleMu.Unlock()
+	defer f.lockLifecycle(site)()
 	f.mu.Lock()
 	_, a, err := f.appLocked(site, appKey)
 	if err == nil && a.state == AppUninstalled {
@@ -286,8 +283,7 @@ func (f *Fake) Enable(ctx context.Context, site *Site, appKey string) error {
 // Disable disables an app and sends `disabled`. The app is disabled
 // whatever it answers, as in the product; a refusal is still reported.
 func (f *Fake) Disable(ctx context.Context, site *Site, appKey string) error {
-	f.lifecycleMu.Lock()
-	defer f.lifecycleMu.Unlock()
+	defer f.lockLifecycle(site)()
 	f.mu.Lock()
 	_, a, err := f.appLocked(site, appKey)
 	if err == nil && a.state == AppUninstalled {
@@ -308,8 +304,7 @@ func (f *Fake) Disable(ctx context.Context, site *Site, appKey string) error {
 // and OAuth grants on this site stop working. The app is uninstalled
 // whatever it answers; a refusal is still reported.
 func (f *Fake) Uninstall(ctx context.Context, site *Site, appKey string) error {
-	f.lifecycleMu.Lock()
-	defer f.lifecycleMu.Unlock()
+	defer f.lockLifecycle(site)()
 	f.mu.Lock()
 	_, a, err := f.appLocked(site, appKey)
 	if err == nil && a.state == AppUninstalled {

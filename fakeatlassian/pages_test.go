@@ -1,9 +1,11 @@
 package fakeatlassian_test
 
 import (
+	"context"
 	"encoding/json"
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -90,6 +92,38 @@ func TestSignedModuleURL(t *testing.T) {
 	ctxClaims := verifyFrameToken(t, tok, app.SharedSecret)
 	if ctxClaims["qsh"] != "context-qsh" || ctxClaims["sub"] != site.Users[1].AccountID {
 		t.Errorf("context token claims = %v", ctxClaims)
+	}
+}
+
+// A URL signed ahead of time (a load test's pool) asks for a longer
+// token; the qsh and everything else stay as the product signs them.
+func TestSignedModuleURLTokenLifetime(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	f := newFake(t, fakeatlassian.Options{Now: clk.Now})
+	site := addSite(t, f, "acme", "")
+	ta := newTestApp(t, f, "frames")
+	app := ta.install(site)
+	for _, tc := range []struct {
+		ask, want time.Duration
+	}{{0, 3 * time.Minute}, {-time.Minute, 3 * time.Minute}, {90 * time.Minute, 90 * time.Minute}} {
+		src, err := f.SignedModuleURL(site, "frames", "issue-panel", fakeatlassian.FrameOptions{IssueKey: "DEMO-1", TokenLifetime: tc.ask})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := url.Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims := verifyFrameToken(t, u.Query().Get("jwt"), app.SharedSecret)
+		exp, _ := claims.GetExpirationTime()
+		iat, _ := claims.GetIssuedAt()
+		if iat.Unix() != clk.Now().Unix() || exp.Sub(iat.Time) != tc.want {
+			t.Errorf("asked %v: iat %v, lifetime %v, want %v from now", tc.ask, iat, exp.Sub(iat.Time), tc.want)
+		}
+		if wantQSH := fakeatlassian.QSHOfURL("GET", src, app.BaseURL); claims["qsh"] != wantQSH {
+			t.Errorf("asked %v: qsh = %v, want %s", tc.ask, claims["qsh"], wantQSH)
+		}
 	}
 }
 
@@ -290,6 +324,45 @@ func TestPageTheme(t *testing.T) {
 		}
 		if strings.Contains(string(r.Body), "<b>") || strings.Contains(string(r.Body), "tenon-host-data") {
 			t.Errorf("%s: the refusal shows the raw parameter or opens a host session", pageURL)
+		}
+	}
+}
+
+// BenchmarkSignedModuleURL is what a load generator that signs each
+// module URL when it sends it spends per request (docs/LOAD_TESTING.md).
+func BenchmarkSignedModuleURL(b *testing.B) {
+	var base string
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/atlassian-connect.json" {
+			w.WriteHeader(http.StatusNoContent) // lifecycle callbacks
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"key": "bench", "name": "Bench", "baseUrl": base, "authentication": map[string]any{"type": "jwt"},
+			"lifecycle":     map[string]any{"installed": "/installed", "enabled": "/enabled"},
+			"apiMigrations": map[string]any{"signed-install": true, "context-qsh": true},
+			"modules": map[string]any{"webPanels": []any{map[string]any{"key": "issue-panel", "name": map[string]any{"value": "Panel"},
+				"url": "/panel?issueKey={issue.key}&projectKey={project.key}", "location": "atl.jira.view.issue.right.context"}}},
+		})
+	}))
+	defer app.Close()
+	base = app.URL
+	f := fakeatlassian.New(fakeatlassian.Options{})
+	if err := f.Start("127.0.0.1:0"); err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	site, err := f.AddSite(fakeatlassian.SiteOptions{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.Install(context.Background(), site, app.URL+"/atlassian-connect.json"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.SignedModuleURL(site, "bench", "issue-panel", fakeatlassian.FrameOptions{IssueKey: "DEMO-1"}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -82,6 +83,11 @@ type page struct {
 
 // siteState is a site and everything it holds. Guarded by Fake.mu.
 type siteState struct {
+	// lifecycle serialises the installs, upgrades and state changes of
+	// this site, which make network calls and therefore cannot hold the
+	// fake's mu; different sites change at the same time, as real ones do.
+	lifecycle sync.Mutex
+
 	info     Site
 	basePath string // path of info.BaseURL, stripped for qsh
 	users    map[string]*User
@@ -233,6 +239,19 @@ func (f *Fake) siteLocked(site *Site) (*siteState, error) {
 		return nil, fmt.Errorf("%w: site %q", ErrNotFound, site.Name)
 	}
 	return s, nil
+}
+
+// lockLifecycle takes site's lifecycle lock and returns its release. An
+// unknown site takes nothing: the caller's own lookup then fails.
+func (f *Fake) lockLifecycle(site *Site) (unlock func()) {
+	f.mu.Lock()
+	s, err := f.siteLocked(site)
+	f.mu.Unlock()
+	if err != nil {
+		return func() {}
+	}
+	s.lifecycle.Lock()
+	return s.lifecycle.Unlock
 }
 
 // Site returns the site named name.

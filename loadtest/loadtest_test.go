@@ -29,6 +29,10 @@ func TestParseMixRejects(t *testing.T) {
 		{"event GET", `{"tenants":1,"routes":[{"kind":"forge-event","method":"GET","path":"/e","event":"x","share":1}]}`, "are POSTed"},
 		{"event without type", `{"tenants":1,"routes":[{"kind":"forge-event","path":"/e","share":1}]}`, "needs event, the event type"},
 		{"duplicate", `{"tenants":1,"routes":[{"kind":"page","module":"p","share":1},{"kind":"page","module":"p","share":2}]}`, "a second route labelled"},
+		{"setup page", `{"tenants":1,"routes":[{"kind":"page","module":"p","share":1}],"setup":[{"kind":"page","module":"p"}]}`, `a setup route must be of kind "api"`},
+		{"setup share", `{"tenants":1,"routes":[{"kind":"page","module":"p","share":1}],"setup":[{"kind":"api","method":"PUT","path":"/v","share":1}]}`, "leave share out"},
+		{"setup absolute path", `{"tenants":1,"routes":[{"kind":"page","module":"p","share":1}],"setup":[{"kind":"api","path":"https://evil/v"}]}`, "setup[0]: path must be a path on the app"},
+		{"setup bad method", `{"tenants":1,"routes":[{"kind":"page","module":"p","share":1}],"setup":[{"kind":"api","method":"HEAD","path":"/v"}]}`, "setup[0]: method must be GET"},
 		{"bad fail status", `{"tenants":1,"routes":[{"kind":"page","module":"p","share":1}],"product":{"failStatus":200}}`, "failStatus must be from 400"},
 	}
 	for _, c := range cases {
@@ -48,6 +52,16 @@ func TestParseMixDefaults(t *testing.T) {
 	}
 	if m.IssuesPerTenant != 3 || m.ZipfS != 1.1 || m.Routes[0].Method != "GET" || m.Routes[1].Method != "POST" || m.Product.FailStatus != 500 {
 		t.Fatalf("defaults not filled: %+v", m)
+	}
+}
+
+func TestParseMixSetup(t *testing.T) {
+	m, err := loadtest.ParseMix([]byte(`{"tenants":2,"routes":[{"kind":"page","module":"p","share":1}],"setup":[{"kind":"api","method":"PUT","path":"/api/v","body":{"greeting":"hi"}},{"kind":"api","path":"/api/w"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Setup) != 2 || m.Setup[0].Method != "PUT" || string(m.Setup[0].Body) != `{"greeting":"hi"}` || m.Setup[1].Method != "GET" {
+		t.Fatalf("setup = %+v", m.Setup)
 	}
 }
 

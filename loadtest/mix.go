@@ -50,6 +50,11 @@ type Mix struct {
 	ZipfS float64 `json:"zipfS,omitempty"`
 	// Routes and their shares (relative weights).
 	Routes []Route `json:"routes"`
+	// Setup routes are sent once to every tenant after it is installed
+	// and before the load starts, each expected to answer 2xx: they store
+	// the app data the measured routes read. Browser-API routes only,
+	// without share; they are not part of the report.
+	Setup []Route `json:"setup,omitempty"`
 	// Product sets the fake product API's behaviour for the app's own
 	// outbound calls.
 	Product Product `json:"product,omitempty"`
@@ -208,6 +213,20 @@ func ParseMix(raw []byte) (*Mix, error) {
 			add("%s: a second route labelled %q; give one a name", where, r.Label())
 		}
 		seen[r.Label()] = true
+	}
+	for i := range m.Setup {
+		r := &m.Setup[i]
+		where := fmt.Sprintf("setup[%d]", i)
+		if r.Kind != KindAPI {
+			add("%s: a setup route must be of kind %q (a browser-API call storing a tenant's data), not %q", where, KindAPI, r.Kind)
+		}
+		if r.Share != 0 {
+			add("%s: a setup route is sent once per tenant; leave share out", where)
+		}
+		if r.Method == "" {
+			r.Method = http.MethodGet
+		}
+		checkMethodPath(r, where, add)
 	}
 	p := &m.Product
 	if p.LatencyMs < 0 || p.LatencyMs > 60_000 {

@@ -25,6 +25,11 @@ type Report struct {
 	Schedule *Schedule `json:"schedule"`
 	Mix      *Mix      `json:"mix"`
 	Machine  Machine   `json:"machine"`
+	// InstallsPerSecond is how fast the run's tenants were installed
+	// (signed installs, InstallWorkers at a time).
+	InstallsPerSecond float64 `json:"installsPerSecond,omitempty"`
+	// Presigned says whether page URLs were signed before the run.
+	Presigned bool `json:"presigned,omitempty"`
 	// Elapsed is how long the load ran; Stopped says why it ended early
 	// ("" when it ran its course).
 	Elapsed float64 `json:"elapsed"`

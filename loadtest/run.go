@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -76,6 +78,12 @@ type Options struct {
 	Progress func(Progress)
 	// SitePrefix names the sites, default "load".
 	SitePrefix string
+	// InstallWorkers is how many tenants Prepare installs at a time
+	// (default DefaultInstallWorkers).
+	InstallWorkers int
+	// SignAtSend signs every page URL when its request is sent, instead
+	// of signing every URL the run can send before it starts.
+	SignAtSend bool
 	Log        func(format string, args ...any)
 }
 
@@ -98,6 +106,8 @@ type Env struct {
 	appKey  string
 	tenants []tenant
 	cum     []float64
+	// InstallRate is how many tenants Prepare installed per second.
+	InstallRate float64
 }
 
 // Prepare installs the mix's tenants into the fake (real signed
@@ -133,37 +143,53 @@ func Prepare(ctx context.Context, o Options) (*Env, error) {
 		e.cum = append(e.cum, total)
 	}
 	m := o.Mix
+	workers := o.InstallWorkers
+	if workers <= 0 {
+		workers = DefaultInstallWorkers
+	}
+	e.tenants = make([]tenant, m.Tenants)
 	start := time.Now()
-	for i := range m.Tenants {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("installing tenants: %w", err)
-		}
+	var done atomic.Int64
+	err = e.eachTenant(ctx, workers, func(i int) error {
 		site, err := o.Fake.AddSite(fakeatlassian.SiteOptions{Name: fmt.Sprintf("%s-%d", o.SitePrefix, i)})
 		if err != nil {
-			return nil, fmt.Errorf("add site %d: %w", i, err)
+			return fmt.Errorf("add site %d: %w", i, err)
 		}
 		if _, err := o.Fake.Install(ctx, site, o.DescriptorURL); err != nil {
-			return nil, fmt.Errorf("install the app into site %s: %w", site.Name, err)
+			return fmt.Errorf("install the app into site %s: %w", site.Name, err)
 		}
 		if forge {
 			if _, err := o.Fake.InstallForge(site, fakeatlassian.ForgeInstallOptions{RemoteBaseURL: o.ForgeRemote, Environment: fakeatlassian.ForgeDevelopment}); err != nil {
-				return nil, fmt.Errorf("install the Forge app into site %s: %w", site.Name, err)
+				return fmt.Errorf("install the Forge app into site %s: %w", site.Name, err)
 			}
 		}
 		t := tenant{site: site}
 		for j := range m.IssuesPerTenant {
 			is, err := o.Fake.CreateIssue(site, fakeatlassian.IssueInput{ProjectKey: "DEMO", Summary: fmt.Sprintf("Load issue %d", j+1)})
 			if err != nil {
-				return nil, fmt.Errorf("create an issue on site %s: %w", site.Name, err)
+				return fmt.Errorf("create an issue on site %s: %w", site.Name, err)
 			}
 			t.issues = append(t.issues, is)
 		}
-		e.tenants = append(e.tenants, t)
-		if (i+1)%100 == 0 {
-			o.Log("installed %d of %d tenants (%.0f/s)", i+1, m.Tenants, float64(i+1)/time.Since(start).Seconds())
+		e.tenants[i] = t
+		if n := done.Add(1); n%1000 == 0 {
+			o.Log("installed %d of %d tenants (%.0f/s)", n, m.Tenants, float64(n)/time.Since(start).Seconds())
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("installing tenants: %w", err)
 	}
-	o.Log("installed %d tenants in %v", m.Tenants, time.Since(start).Round(time.Millisecond))
+	took := time.Since(start)
+	e.InstallRate = float64(m.Tenants) / took.Seconds()
+	o.Log("installed %d tenants in %v (%.0f installs/s, %d at a time)", m.Tenants, took.Round(time.Millisecond), e.InstallRate, workers)
+	if len(m.Setup) > 0 {
+		start := time.Now()
+		if err := e.eachTenant(ctx, workers, func(i int) error { return e.setup(ctx, i) }); err != nil {
+			return nil, err
+		}
+		o.Log("sent %d setup requests to each tenant in %v", len(m.Setup), time.Since(start).Round(time.Millisecond))
+	}
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
@@ -172,6 +198,64 @@ func Prepare(ctx context.Context, o Options) (*Env, error) {
 	o.Fake.SetFailEvery(p.FailEvery, p.FailStatus)
 	o.Fake.SetRateLimitEvery(p.RateLimitEvery, time.Duration(p.RetryAfterSeconds)*time.Second)
 	return e, nil
+}
+
+// DefaultInstallWorkers is how many tenants Prepare installs at a time.
+const DefaultInstallWorkers = 8
+
+// eachTenant calls f for every tenant index with workers at a time and
+// returns the first error; after one, no further tenant is started.
+func (e *Env) eachTenant(ctx context.Context, workers int, f func(i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, e.opts.Mix.Tenants) {
+		wg.Go(func() {
+			for i := range next {
+				if err := f(i); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+feed:
+	for i := range e.opts.Mix.Tenants {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// setup sends the mix's setup routes to tenant i; each must answer 2xx.
+func (e *Env) setup(ctx context.Context, i int) error {
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	t := e.tenants[i]
+	for _, r := range e.opts.Mix.Setup {
+		var tgt vegeta.Target
+		if err := e.build(r, t, t.issues[0], &tgt); err != nil {
+			return fmt.Errorf("setup: %w", err)
+		}
+		req, err := tgt.Request()
+		if err != nil {
+			return fmt.Errorf("setup %s: %w", r.Label(), err)
+		}
+		res, err := client.Do(req.WithContext(ctx))
+		if err != nil {
+			return fmt.Errorf("setup %s of site %s: %w", r.Label(), t.site.Name, err)
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+		res.Body.Close()
+		if res.StatusCode/100 != 2 {
+			return fmt.Errorf("setup %s of site %s answered %d, not 2xx", r.Label(), t.site.Name, res.StatusCode)
+		}
+	}
+	return nil
 }
 
 // preflight sends each route once to the first tenant, before the
@@ -298,22 +382,43 @@ func (e *Env) Run(ctx context.Context) (*Report, error) {
 		timeout = 10 * time.Second
 	}
 	rep := &Report{Version: ReportVersion, Started: time.Now().UTC(), Target: o.Target, Profile: o.Schedule.Profile,
-		Model: o.Model, Schedule: o.Schedule, Mix: o.Mix, Machine: ThisMachine()}
+		Model: o.Model, Schedule: o.Schedule, Mix: o.Mix, Machine: ThisMachine(), InstallsPerSecond: e.InstallRate}
 	rep.Title = fmt.Sprintf("%s test of %s", o.Schedule.Profile, e.appKey)
 	picker := NewPicker(o.Mix, rand.NewSource(o.Seed))
 	rec := NewRecorder(window)
+	pools, err := e.pagePools(o.Schedule.Duration() + timeout + PresignMargin)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pools {
+		rep.Presigned = rep.Presigned || p != nil
+	}
+	// With one route every answer is of that route; with several, the
+	// URL of each answer finds its route.
+	onlyRoute := ""
+	if len(o.Mix.Routes) == 1 {
+		onlyRoute = o.Mix.Routes[0].Label()
+	}
 	pend := &pending{m: map[string][]string{}}
 	var buildErr error
 	var buildOnce sync.Once
+	issues := o.Mix.IssuesPerTenant
 	targeter := func(tgt *vegeta.Target) error {
 		ti, ii, u := picker.Pick()
-		r := o.Mix.Routes[routeIndex(e.cum, u)]
-		t := e.tenants[ti]
-		if err := e.build(r, t, t.issues[ii%len(t.issues)], tgt); err != nil {
-			buildOnce.Do(func() { buildErr = err })
-			return err
+		ri := routeIndex(e.cum, u)
+		r := o.Mix.Routes[ri]
+		if pools[ri] != nil {
+			tgt.Method, tgt.URL, tgt.Header, tgt.Body = http.MethodGet, pools[ri][ti*issues+ii], nil, nil
+		} else {
+			t := e.tenants[ti]
+			if err := e.build(r, t, t.issues[ii%len(t.issues)], tgt); err != nil {
+				buildOnce.Do(func() { buildErr = err })
+				return err
+			}
 		}
-		pend.put(tgt.Method+" "+tgt.URL, r.Label())
+		if onlyRoute == "" {
+			pend.put(tgt.Method+" "+tgt.URL, r.Label())
+		}
 		return nil
 	}
 	maxInFlight := o.MaxInFlight
@@ -375,7 +480,11 @@ func (e *Env) Run(ctx context.Context) (*Report, error) {
 		if res.Method == "" && res.Error != "" {
 			continue // the targeter failed: nothing was sent
 		}
-		rec.Record(Result{Route: pend.take(res.Method + " " + res.URL), Due: due, Latency: end - due, Service: res.Latency,
+		route := onlyRoute
+		if route == "" {
+			route = pend.take(res.Method + " " + res.URL)
+		}
+		rec.Record(Result{Route: route, Due: due, Latency: end - due, Service: res.Latency,
 			Class: Classify(int(res.Code), err)})
 	}
 	elapsed := since()
@@ -412,6 +521,100 @@ func (e *Env) Run(ctx context.Context) (*Report, error) {
 		return rep, buildErr
 	}
 	return rep, nil
+}
+
+// Bounds of the page URLs signed before a run.
+const (
+	// PresignMargin is added to the length of a run (and one request's
+	// timeout) for the life of the tokens signed before it.
+	PresignMargin = 2 * time.Minute
+	// MaxPresignLifetime is the longest token life a run signs ahead;
+	// a longer run signs each page URL when it sends it.
+	MaxPresignLifetime = 6 * time.Hour
+	// MaxPresigned bounds the URLs signed ahead (tenants × issues per
+	// page route); past it, URLs are signed when sent.
+	MaxPresigned = 200_000
+)
+
+// pagePools signs, before the run, every URL the run's page routes can
+// send, valid for lifetime: the product signs an iframe URL when it
+// renders the page, not when the browser loads it, so signing belongs
+// outside the measured request, and a generator that signed while
+// sending would measure its own signing. Each route's pool holds one URL
+// per tenant and issue, at tenant*IssuesPerTenant+issue; routes that
+// are not pages (and every route with SignAtSend, or past the bounds)
+// get nil and are built when sent.
+func (e *Env) pagePools(lifetime time.Duration) ([][]string, error) {
+	o := e.opts
+	pools := make([][]string, len(o.Mix.Routes))
+	pages := 0
+	for _, r := range o.Mix.Routes {
+		if r.Kind == KindPage {
+			pages++
+		}
+	}
+	if pages == 0 {
+		return pools, nil
+	}
+	size := pages * o.Mix.Tenants * o.Mix.IssuesPerTenant
+	switch {
+	case o.SignAtSend:
+		o.Log("page URLs are signed when sent")
+		return pools, nil
+	case lifetime > MaxPresignLifetime || size > MaxPresigned:
+		o.Log("page URLs are signed when sent: the run is longer than %v or needs more than %d URLs", MaxPresignLifetime-PresignMargin, MaxPresigned)
+		return pools, nil
+	}
+	start := time.Now()
+	for ri, r := range o.Mix.Routes {
+		if r.Kind != KindPage {
+			continue
+		}
+		urls, err := e.signPages(r, lifetime)
+		if err != nil {
+			return nil, err
+		}
+		pools[ri] = urls
+	}
+	o.Log("signed %d page URLs before the run in %v, valid for %v", size, time.Since(start).Round(time.Millisecond), lifetime)
+	return pools, nil
+}
+
+// signPages signs page route r for every tenant and issue, valid for
+// lifetime.
+func (e *Env) signPages(r Route, lifetime time.Duration) ([]string, error) {
+	urls := make([]string, 0, len(e.tenants)*e.opts.Mix.IssuesPerTenant)
+	for _, t := range e.tenants {
+		for _, is := range t.issues {
+			u, err := e.opts.Fake.SignedModuleURL(t.site, e.appKey, r.Module, fakeatlassian.FrameOptions{IssueKey: is.Key, TokenLifetime: lifetime})
+			if err != nil {
+				return nil, fmt.Errorf("sign a %s URL: %w", r.Label(), err)
+			}
+			urls = append(urls, u)
+		}
+	}
+	return urls, nil
+}
+
+// PageURLs signs every URL of the mix's page routes, valid for
+// lifetime, for another load generator to send: one per tenant and
+// issue, route by route.
+func (e *Env) PageURLs(lifetime time.Duration) ([]string, error) {
+	var all []string
+	for _, r := range e.opts.Mix.Routes {
+		if r.Kind != KindPage {
+			continue
+		}
+		urls, err := e.signPages(r, lifetime)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, urls...)
+	}
+	if len(all) == 0 {
+		return nil, errors.New("the mix has no page route")
+	}
+	return all, nil
 }
 
 // watch reports progress, stops the attack on ctx's end and, for a
