@@ -187,35 +187,38 @@ func (l *AccessLog) run() {
 			return
 		}
 		if l.linger > 0 {
-			// Gather what arrives within the linger, so a busy server
-			// makes one write per batch, not one per request.
+			// Let lines gather in the queue for the linger, then take
+			// them all: a busy server makes one write per batch, not one
+			// per request. The writer sleeps rather than waiting on the
+			// queue meanwhile, so a request that queues a line wakes
+			// nobody (a wake-up per line would cost a switch per request
+			// and push a request's goroutine back in the run queue).
 			timer.Reset(l.linger)
-		linger:
-			for !full() {
-				select {
-				case ln := <-l.lines:
-					take(ln)
-				case <-timer.C:
-					break linger
-				case <-l.stop:
-					timer.Stop()
-					drain()
-					return
-				}
+			select {
+			case <-timer.C:
+			case <-l.stop:
+				timer.Stop()
+				drain()
+				return
 			}
-			timer.Stop()
-		} else {
-		gather:
-			for !full() {
+		}
+		// Take what is queued, in batches while it fills them: a backlog
+		// is written at once, not one batch per linger.
+		for {
+			more := true
+			for more && !full() {
 				select {
 				case ln := <-l.lines:
 					take(ln)
 				default:
-					break gather
+					more = false
 				}
 			}
+			flush()
+			if !more {
+				break
+			}
 		}
-		flush()
 	}
 }
 
