@@ -36,8 +36,11 @@ const (
 // it only after the token's signature, expiry, qsh and the tenant's state
 // were checked; handlers receive it through the request context.
 type Principal struct {
-	Installation *Installation // the verified tenant
-	AccountID    string        // the user's Atlassian accountId; "" when anonymous
+	// Installation is the verified tenant, without its Payload: the raw
+	// installed body is not kept on the request path (InstallationStore's
+	// Installation reads it).
+	Installation *Installation
+	AccountID    string // the user's Atlassian accountId; "" when anonymous
 	Kind         TokenKind
 	License      string // "active", "none", or "" when the product sent none
 	Locale       string // e.g. "en-US", from `loc`

@@ -357,3 +357,31 @@ func TestTenantCache(t *testing.T) {
 		t.Fatalf("after TTL: %d", r.status)
 	}
 }
+
+// A handler's Installation has the tenant's fields but not the raw
+// installed body, which stays in the store, whole.
+func TestPrincipalInstallationWithoutPayload(t *testing.T) {
+	e := newEnv(t)
+	e.install("client-a", "secret-a")
+	var seen tenon.Installation
+	e.srv.Module("GET /who", func(w http.ResponseWriter, r *http.Request) error {
+		seen = *tenon.PrincipalFrom(r.Context()).Installation
+		return nil
+	})
+	if r := e.get("/who", e.tenantToken("client-a", "secret-a", "GET", "/who")); r.status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	if seen.ClientKey != "client-a" || seen.SharedSecret != "secret-a" || seen.BaseURL == "" {
+		t.Errorf("handler saw %+v, want the tenant's fields", seen.Redacted())
+	}
+	if seen.Payload != nil {
+		t.Errorf("handler saw a Payload of %d bytes, want none", len(seen.Payload))
+	}
+	stored, err := e.store.Installation(context.Background(), "client-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(stored.Payload) || !bytes.Contains(stored.Payload, []byte(`"clientKey"`)) {
+		t.Errorf("stored Payload = %q, want the installed body", stored.Payload)
+	}
+}

@@ -55,6 +55,9 @@ func (c *tenantCache) get(ctx context.Context, clientKey string) (*tenant, error
 	if err != nil {
 		return nil, err
 	}
+	// The raw installed body stays in the store: no handler needs it,
+	// and at thousands of tenants it would be most of the cache.
+	inst.Payload = nil
 	t = &tenant{inst: inst, key: connectjwt.NewHS256Key([]byte(inst.SharedSecret)), expires: now.Add(c.ttl)}
 	if c.ttl > 0 {
 		c.mu.Lock()
