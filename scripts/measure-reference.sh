@@ -94,6 +94,11 @@ jq --argjson t "$TENANTS" --argjson i "$ISSUES" '.tenants = $t | .issuesPerTenan
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+# RSS in two parts: anonymous memory (heap, stacks, SQLite's caches) and
+# file pages (mostly the mapped executable: clean, shared, reclaimable).
+anon_kib() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
+file_kib() { awk '/^RssFile:/ {print $2}' "/proc/$1/status"; }
+declare -A ANON FILEPAGES
 wait_up() {
 	for _ in $(seq 100); do
 		curl -fs -o /dev/null "$1" && return 0
@@ -157,6 +162,10 @@ run_wrk() {
 	REFERENCE_URLS=${URLS[$name]} taskset -c 1 wrk -t1 -c64 -d"${secs}s" --latency \
 		-s "$ROOT/scripts/reference-urls.lua" "http://${ADDR[$name]}" > "$f" 2>&1
 	after=$(cpu_ticks "${SRVPID[$name]}")
+	local anon
+	anon=$(anon_kib "${SRVPID[$name]}")
+	if [ "${anon:-0}" -gt "${ANON[$name]:-0}" ]; then ANON[$name]=$anon; fi
+	FILEPAGES[$name]=$(file_kib "${SRVPID[$name]}")
 	local reqs rps p50 p90 p99 bad
 	reqs=$(awk '/requests in/ {print $1}' "$f")
 	rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$f")
@@ -258,6 +267,7 @@ ratio() { # ratio LABEL-REGEX TARGET GENERATOR OVER-TARGET OVER-GENERATOR
 	for t in "${TARGETS[@]}"; do summary '^round' "$t" wrk; done
 	for t in "${TARGETS[@]}"; do
 		echo "  peak RSS $t under the load: $(awk -v k="${HWM[$t]}" 'BEGIN {printf "%.1f", k / 1024}') MiB (installs and warm-up: $(awk -v k="${HWM_SETUP[$t]}" 'BEGIN {if (k + 0 > 0) printf "%.1f MiB", k / 1024; else print "the mark could not be reset"}'))"
+		echo "    of which anonymous (RssAnon, largest after a run): $(awk -v k="${ANON[$t]:-0}" 'BEGIN {printf "%.1f", k / 1024}') MiB; file pages (RssFile, the mapped executable): $(awk -v k="${FILEPAGES[$t]:-0}" 'BEGIN {printf "%.1f", k / 1024}') MiB"
 	done
 	for t in "${TARGETS[@]}"; do [ "$t" = bare ] || echo "  $t/bare per round:$(ratio '^round' "$t" wrk bare wrk)"; done
 	echo
