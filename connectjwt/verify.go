@@ -1,16 +1,15 @@
 package connectjwt
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding"
 	"errors"
 	"fmt"
 	"hash"
-	"sync"
 	"time"
 )
 
@@ -47,32 +46,79 @@ func (v *Verifier) VerifyHS256(t *Token, secret []byte) error {
 func (v *Verifier) verifyHS256(t *Token, mac hash.Hash) error {
 	mac.Write(t.signingInput)
 	var sum [sha256.Size]byte
-	if !hmac.Equal(mac.Sum(sum[:0]), t.signature) {
+	return v.checkHS256(t, mac.Sum(sum[:0]))
+}
+
+// checkHS256 compares the MAC computed over t's signing input with its
+// signature, in constant time, then checks the time claims.
+func (v *Verifier) checkHS256(t *Token, mac []byte) error {
+	if !hmac.Equal(mac, t.signature) {
 		return fmt.Errorf("%w: HS256 signature does not match", ErrSignature)
 	}
 	return v.checkTimes(t)
 }
 
-// HS256Key is a shared secret made ready for verifying many tokens:
-// the HMAC keyed with it is built once and reused, so a verification
-// neither allocates the MAC nor hashes the key again. It is safe for
-// concurrent use. A key belongs to one secret: a rotated secret needs a
-// new HS256Key.
+// HS256Key is a shared secret made ready for verifying many tokens: the
+// SHA-256 states of HMAC's inner and outer padded keys are computed once,
+// so a verification starts from them instead of hashing the key twice
+// again. It holds 2 × 108 bytes of state, nothing per goroutine, and is
+// safe for concurrent use. A rotated secret needs a new HS256Key.
 type HS256Key struct {
-	empty bool
-	macs  sync.Pool // of hash.Hash keyed with the secret
+	inner, outer []byte // marshaled sha256 states after the padded key block
 }
 
-// NewHS256Key prepares secret for VerifyHS256Key. The secret is copied.
+// NewHS256Key prepares secret for VerifyHS256Key.
 func NewHS256Key(secret []byte) *HS256Key {
-	k := &HS256Key{empty: len(secret) == 0}
-	key := bytes.Clone(secret)
-	k.macs.New = func() any { return hmac.New(sha256.New, key) }
-	return k
+	if len(secret) == 0 {
+		return &HS256Key{}
+	}
+	// HMAC (RFC 2104): a key longer than the block is hashed first; the
+	// key, zero-padded to the block, is XORed with ipad and opad.
+	key := secret
+	if len(key) > sha256.BlockSize {
+		sum := sha256.Sum256(key)
+		key = sum[:]
+	}
+	var ipad, opad [sha256.BlockSize]byte
+	copy(ipad[:], key)
+	copy(opad[:], key)
+	for i := range ipad {
+		ipad[i] ^= 0x36
+		opad[i] ^= 0x5c
+	}
+	return &HS256Key{inner: padState(ipad[:]), outer: padState(opad[:])}
+}
+
+// padState is the marshaled state of SHA-256 after one block.
+func padState(block []byte) []byte {
+	h := sha256.New()
+	h.Write(block)
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic("connectjwt: sha256 state cannot be marshaled: " + err.Error()) // not reached: crypto/sha256 supports it
+	}
+	return state
+}
+
+// sum computes HMAC-SHA256(key, msg) into out from the prepared states.
+func (k *HS256Key) sum(out *[sha256.Size]byte, msg []byte) error {
+	h := sha256.New()
+	u := h.(encoding.BinaryUnmarshaler)
+	if err := u.UnmarshalBinary(k.inner); err != nil {
+		return err
+	}
+	h.Write(msg)
+	h.Sum(out[:0])
+	if err := u.UnmarshalBinary(k.outer); err != nil {
+		return err
+	}
+	h.Write(out[:])
+	h.Sum(out[:0])
+	return nil
 }
 
 // VerifyHS256Key is VerifyHS256 with a prepared key: the same checks, in
-// the same order, with the same errors.
+// the same order, with the same errors and the same result.
 func (v *Verifier) VerifyHS256Key(t *Token, k *HS256Key) error {
 	if t == nil || t.signingInput == nil {
 		return fmt.Errorf("%w: not a parsed token", ErrMalformed)
@@ -80,14 +126,14 @@ func (v *Verifier) VerifyHS256Key(t *Token, k *HS256Key) error {
 	if t.Alg != algHS256 {
 		return fmt.Errorf("%w: %s, want %s", ErrAlgorithm, quoteShort(t.Alg), algHS256)
 	}
-	if k == nil || k.empty {
+	if k == nil || k.inner == nil {
 		return fmt.Errorf("%w: empty shared secret", ErrSignature)
 	}
-	mac := k.macs.Get().(hash.Hash)
-	mac.Reset()
-	err := v.verifyHS256(t, mac)
-	k.macs.Put(mac)
-	return err
+	var mac [sha256.Size]byte
+	if err := k.sum(&mac, t.signingInput); err != nil {
+		return fmt.Errorf("%w: %w", ErrSignature, err)
+	}
+	return v.checkHS256(t, mac[:])
 }
 
 // VerifyRS256 checks a signed-install token: alg is exactly "RS256", kid

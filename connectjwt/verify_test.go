@@ -1,6 +1,7 @@
 package connectjwt_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"encoding/base64"
@@ -458,3 +459,26 @@ func truncSig(t testing.TB, sig string) string {
 }
 
 func errOf(_ string, err error) error { return err }
+
+// The prepared key computes exactly crypto/hmac's HMAC-SHA256, for keys
+// shorter than, as long as and longer than the hash's block, and for
+// messages of any length.
+func TestHS256KeyMatchesHMAC(t *testing.T) {
+	v := &connectjwt.Verifier{Now: fixedClock(now)}
+	for _, n := range []int{1, 16, 63, 64, 65, 100, 200} {
+		key := bytes.Repeat([]byte{byte(n)}, n)
+		key[0] = 'k'
+		tok := mustParse(t, hsToken(hsHeader, payload(t, map[string]any{"sub": strings.Repeat("x", n*7)}), key))
+		if err := v.VerifyHS256Key(tok, connectjwt.NewHS256Key(key)); err != nil {
+			t.Errorf("key of %d bytes: %v", n, err)
+		}
+		other := bytes.Clone(key)
+		other[n-1] ^= 1
+		if err := v.VerifyHS256Key(tok, connectjwt.NewHS256Key(other)); !errors.Is(err, connectjwt.ErrSignature) {
+			t.Errorf("key of %d bytes with its last bit changed: err = %v, want ErrSignature", n, err)
+		}
+	}
+	if err := v.VerifyHS256Key(mustParse(t, hsToken(hsHeader, payload(t, nil), secret)), connectjwt.NewHS256Key(nil)); !errors.Is(err, connectjwt.ErrSignature) {
+		t.Errorf("empty key: err = %v, want ErrSignature", err)
+	}
+}

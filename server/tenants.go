@@ -10,7 +10,7 @@ import (
 )
 
 // tenant is a cached installation with its secret prepared for HMAC, so
-// the hot path neither queries the store nor keys a MAC. The key is made
+// the hot path neither queries the store nor hashes the key. The key is made
 // from the record it is cached with: a new secret arrives with a new
 // record, and with it a new key.
 type tenant struct {
