@@ -163,7 +163,7 @@ func TestVerifyHS256(t *testing.T) {
 			if err == nil {
 				err = v.VerifyHS256(tok, key)
 				// The prepared key gives the same answer, used twice
-				// (the second time with a pooled MAC).
+				// (its states must come out of a call unchanged).
 				k := connectjwt.NewHS256Key(key)
 				for range 2 {
 					errKey = v.VerifyHS256Key(tok, k)
@@ -182,9 +182,9 @@ func TestVerifyHS256(t *testing.T) {
 	}
 }
 
-// A prepared key's pooled MACs start clean: a failed verification, with
-// state left half-written, never changes the next one's answer, and
-// concurrent use agrees with one-off verification.
+// A prepared key is shared state: a failed verification never changes
+// the next one's answer, and concurrent use agrees with one-off
+// verification.
 func TestHS256KeyReuse(t *testing.T) {
 	v := &connectjwt.Verifier{Now: fixedClock(now)}
 	good := mustParse(t, hsToken(hsHeader, payload(t, nil), secret))

@@ -114,19 +114,20 @@ func (t totalStats) Quantile(q float64) float64 {
 		return float64(t.rs.Latency.hist.ValueAtQuantile(q)) / 1e6
 	}
 	l := t.rs.Latency
-	switch {
-	case q <= 50:
-		return l.P50 / 1000
-	case q <= 90:
-		return l.P90 / 1000
-	case q <= 95:
-		return l.P95 / 1000
-	case q <= 99:
-		return l.P99 / 1000
-	case q <= 99.9:
-		return l.P999 / 1000
+	return pickQuantile(q, l.Max, [2]float64{50, l.P50}, [2]float64{90, l.P90}, [2]float64{95, l.P95},
+		[2]float64{99, l.P99}, [2]float64{99.9, l.P999})
+}
+
+// pickQuantile answers quantile q from the few a summary keeps: the
+// first of points (quantile, milliseconds; in rising order) at or above
+// q, else max; in seconds.
+func pickQuantile(q, max float64, points ...[2]float64) float64 {
+	for _, p := range points {
+		if q <= p[0] {
+			return p[1] / 1000
+		}
 	}
-	return l.Max / 1000
+	return max / 1000
 }
 func (t totalStats) MaxLatency() float64 { return t.rs.Latency.Max / 1000 }
 func (t totalStats) ErrorRate() float64 {
@@ -142,17 +143,7 @@ type windowStats struct{ w Window }
 
 func (ws windowStats) Quantile(q float64) float64 {
 	w := ws.w
-	switch {
-	case q <= 50:
-		return w.P50 / 1000
-	case q <= 90:
-		return w.P90 / 1000
-	case q <= 95:
-		return w.P95 / 1000
-	case q <= 99:
-		return w.P99 / 1000
-	}
-	return w.Max / 1000
+	return pickQuantile(q, w.Max, [2]float64{50, w.P50}, [2]float64{90, w.P90}, [2]float64{95, w.P95}, [2]float64{99, w.P99})
 }
 func (ws windowStats) MaxLatency() float64 { return ws.w.Max / 1000 }
 func (ws windowStats) ErrorRate() float64 {
