@@ -222,8 +222,19 @@ func TestServeTakesSnapshotsAndDrillsOnSchedule(t *testing.T) {
 	if !drill || !snaps {
 		t.Fatalf("after 30 s: drill report %v, snapshot %v\n%s", drill, snaps, errb.String())
 	}
+	// The gauges are set just after the files they describe are written:
+	// wait for all of them.
+	wants := []string{"tenon_backup_drill_success 1", "tenon_backup_last_snapshot_timestamp_seconds 1", "tenon_backup_replication_lag_seconds"}
+	hasAll := func(m string) bool {
+		for _, w := range wants {
+			if !strings.Contains(m, w) {
+				return false
+			}
+		}
+		return true
+	}
 	var metrics string
-	for i := 0; i < 100 && !strings.Contains(metrics, "tenon_backup_drill_success 1"); i++ {
+	for i := 0; i < 100 && !hasAll(metrics); i++ {
 		resp, err := http.Get("http://" + admin + "/metrics")
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
@@ -232,7 +243,7 @@ func TestServeTakesSnapshotsAndDrillsOnSchedule(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, want := range []string{"tenon_backup_drill_success 1", "tenon_backup_last_snapshot_timestamp_seconds 1", "tenon_backup_replication_lag_seconds"} {
+	for _, want := range wants {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}
