@@ -385,3 +385,22 @@ func TestPrincipalInstallationWithoutPayload(t *testing.T) {
 		t.Errorf("stored Payload = %q, want the installed body", stored.Payload)
 	}
 }
+
+// A cached tenant must not keep the token it was first looked up with:
+// the clientKey a request names is a slice of its decoded token, so the
+// cache is keyed by the record's own string.
+func TestTenantCacheKeepsNoToken(t *testing.T) {
+	e := newEnv(t)
+	e.install("client-a", "secret-a")
+	e.install("client-b", "secret-b")
+	e.srv.Module("GET /who", func(w http.ResponseWriter, r *http.Request) error { return nil })
+	for _, c := range [][2]string{{"client-a", "secret-a"}, {"client-b", "secret-b"}, {"client-a", "secret-a"}} {
+		if r := e.get("/who", e.tenantToken(c[0], c[1], "GET", "/who")); r.status != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", c[0], r.status, r.body)
+		}
+	}
+	entries, own := server.CachedTenantKeys(e.srv)
+	if entries != 2 || own != 2 {
+		t.Errorf("cache holds %d tenants, %d keyed by the record's own string; want 2 and 2", entries, own)
+	}
+}

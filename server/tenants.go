@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,9 +61,18 @@ func (c *tenantCache) get(ctx context.Context, clientKey string) (*tenant, error
 	inst.Payload = nil
 	t = &tenant{inst: inst, key: connectjwt.NewHS256Key([]byte(inst.SharedSecret)), expires: now.Add(c.ttl)}
 	if c.ttl > 0 {
+		// The map keeps its key for as long as the entry lives. The
+		// caller's clientKey is usually a slice of a request's decoded
+		// token, which would keep all of that token in memory with every
+		// cached tenant (about 460 bytes each); the record's own key is
+		// already kept.
+		key := inst.ClientKey
+		if key != clientKey {
+			key = strings.Clone(clientKey)
+		}
 		c.mu.Lock()
 		if c.gen == gen {
-			c.m[clientKey] = t
+			c.m[key] = t
 		}
 		c.mu.Unlock()
 	}
