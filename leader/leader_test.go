@@ -295,11 +295,15 @@ func TestOneLeaderAtATime(t *testing.T) {
 	}
 }
 
+// terminate cuts node's session and waits until its backend has exited,
+// and with it the session's advisory lock: without the wait the other
+// node could find the lock still held at its next try, and the cut node,
+// reconnecting a step later, take it back.
 func terminate(t *testing.T, admin *pgx.Conn, node string) {
 	t.Helper()
 	var n int
 	err := admin.QueryRow(context.Background(),
-		`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`,
+		`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE application_name = $1`,
 		"tenon leader "+node).Scan(&n)
 	if err != nil || n != 1 {
 		t.Fatalf("terminate %s's session: %d terminated, %v", node, n, err)
