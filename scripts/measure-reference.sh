@@ -5,7 +5,7 @@
 # CPU 0 and the load generator to CPU 1.
 #
 #   scripts/measure-reference.sh [--rounds N] [--loadtest-rounds N]
-#       [--seconds S] [--tenants N] [--postgres] [--out DIR]
+#       [--seconds S] [--tenants N] [--postgres [--own-postgres]] [--out DIR]
 #
 # It builds cmd/tenon-reference and internal/cmd/bareserve, installs the
 # tenants into each tenon server with `tenon-reference loadtest
@@ -22,7 +22,10 @@
 # wrk measured, against tenon on SQLite and against the bare server (the
 # generator's own floor). Each run lasts --seconds (10). Everything it starts is
 # stopped by its PID when it ends; the PostgreSQL database it creates on
-# the shared server (TENON_TEST_POSTGRES_DSN) is dropped.
+# the shared server (TENON_TEST_POSTGRES_DSN) is dropped. With
+# --own-postgres the database is instead a private cluster (initdb in the
+# output directory, loopback port 15499) pinned to CPU 0 with the servers,
+# so that tenon and its database share one core; it is stopped by its PID.
 set -euo pipefail
 
 ROUNDS=3
@@ -30,6 +33,8 @@ LTROUNDS=""
 SECS=10
 TENANTS=1000
 POSTGRES=0
+OWNPG=0
+OWNPG_PORT=15499
 OUT=""
 PG_URL=${TENON_TEST_POSTGRES_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 
@@ -40,8 +45,9 @@ while [ $# -gt 0 ]; do
 	--seconds) SECS=$2; shift 2 ;;
 	--tenants) TENANTS=$2; shift 2 ;;
 	--postgres) POSTGRES=1; shift ;;
+	--own-postgres) POSTGRES=1; OWNPG=1; shift ;;
 	--out) OUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -66,6 +72,7 @@ URL_LIFE=$(( (ROUNDS * 3 + LTROUNDS * 7 + 10) * SECS + 900 ))s
 
 PIDS=()
 PGDB=""
+OWNPG_PID=""
 cleanup() {
 	for pid in "${PIDS[@]}"; do
 		kill "$pid" 2>/dev/null || true
@@ -74,7 +81,12 @@ cleanup() {
 		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$pid" 2>/dev/null || true
 	done
-	if [ -n "$PGDB" ]; then
+	if [ -n "$OWNPG_PID" ]; then
+		# A fast shutdown: the servers using it are gone by now.
+		kill -INT "$OWNPG_PID" 2>/dev/null || true
+		for _ in $(seq 100); do kill -0 "$OWNPG_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$OWNPG_PID" 2>/dev/null || true
+	elif [ -n "$PGDB" ]; then
 		psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $PGDB" >/dev/null 2>&1 || echo "could not drop database $PGDB" >&2
 	fi
 }
@@ -133,7 +145,33 @@ start_tenon() {
 : > "$OUT/installs.tsv"
 start_tenon sqlite 127.0.0.1:18080 127.0.0.1:19090 "$OUT/reference.db"
 TARGETS=(sqlite bare)
+# start_own_pg: a private cluster on loopback, pinned to CPU 0. PostgreSQL
+# will not run as root; then the cluster belongs to the postgres user.
+start_own_pg() {
+	local bin as=()
+	bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	[ -n "$bin" ] && [ -x "$bin/initdb" ] || { echo "--own-postgres needs PostgreSQL's server binaries (/usr/lib/postgresql/*/bin)" >&2; exit 2; }
+	mkdir -p "$OUT/pg"
+	if [ "$(id -u)" = 0 ]; then
+		chown postgres: "$OUT/pg"
+		as=(runuser -u postgres --)
+	fi
+	log "own PostgreSQL: initdb in $OUT/pg, port $OWNPG_PORT, CPU 0"
+	"${as[@]}" "$bin/initdb" -D "$OUT/pg/data" -U postgres --auth=trust -E UTF8 > "$OUT/pg-initdb.log" 2>&1 ||
+		{ echo "initdb failed, see $OUT/pg-initdb.log" >&2; exit 1; }
+	taskset -c 0 "${as[@]}" "$bin/postgres" -D "$OUT/pg/data" -p "$OWNPG_PORT" -c listen_addresses=127.0.0.1 \
+		-c unix_socket_directories="$OUT/pg" > "$OUT/pg.log" 2>&1 &
+	for _ in $(seq 100); do
+		[ -s "$OUT/pg/data/postmaster.pid" ] && OWNPG_PID=$(head -1 "$OUT/pg/data/postmaster.pid")
+		[ -n "$OWNPG_PID" ] && psql "postgres://postgres@127.0.0.1:$OWNPG_PORT/postgres?sslmode=disable" -qc 'SELECT 1' >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	[ -n "$OWNPG_PID" ] || { echo "the private PostgreSQL did not start, see $OUT/pg.log" >&2; exit 1; }
+	PG_URL="postgres://postgres@127.0.0.1:$OWNPG_PORT/postgres?sslmode=disable"
+}
+
 if [ "$POSTGRES" = 1 ]; then
+	[ "$OWNPG" = 1 ] && start_own_pg
 	PGDB=tenon_reference_$$
 	psql "$PG_URL" -qc "CREATE DATABASE $PGDB" >/dev/null
 	# The same server and user, the new database.
@@ -276,6 +314,9 @@ ratio() { # ratio LABEL-REGEX TARGET GENERATOR OVER-TARGET OVER-GENERATOR
 }
 {
 	echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	if [ "$POSTGRES" = 1 ]; then
+		if [ "$OWNPG" = 1 ]; then echo "postgres: a private cluster pinned to CPU 0 with the servers"; else echo "postgres: a database on the shared server, not pinned"; fi
+	fi
 	echo "workload: $TENANTS tenants, $(wc -l < "${URLS[sqlite]}") signed URLs, page of $SIZE bytes; servers on CPU 0, generator on CPU 1, 64 connections, ${SECS}s per run"
 	echo
 	printf '%-12s %-9s %-22s %7s %7s %7s %7s %10s %6s\n' run target generator req/s p50_ms p90_ms p99_ms cpu_us/req failed
