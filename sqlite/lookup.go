@@ -158,8 +158,10 @@ func (p *lookupPool) close() error {
 // resets: no allocation but the result's, and no goroutine. The caller's
 // context ends it as the driver's would: a context done before the call
 // fails it at once, one done during the call interrupts the statement
-// (context.AfterFunc, without a goroutine per call), and a wait for a
-// lock held by another process ends with the context (busy handler).
+// (a progress handler SQLite calls every few hundred virtual-machine
+// steps looks at it, so a call registers nothing with the context and
+// starts no goroutine), and a wait for a lock held by another process
+// ends with the context (busy handler).
 type lookupConn struct {
 	tls          *libc.TLS
 	db           uintptr
@@ -169,14 +171,9 @@ type lookupConn struct {
 	bufLen       int
 	busyTimeout  time.Duration
 
-	// ctx is the context of the call in progress, for the busy handler,
-	// which runs on the calling goroutine inside step.
+	// ctx is the context of the call in progress, for the busy and
+	// progress handlers, which run on the calling goroutine inside step.
 	ctx context.Context
-	// active is the number of the call an interrupt may still end, 0
-	// between calls; mu orders it against late interrupts.
-	mu     sync.Mutex
-	active uint64
-	calls  uint64
 }
 
 // lookupConns finds a connection from the database handle, the only
@@ -225,6 +222,7 @@ func openLookupConn(path string, busyTimeout time.Duration) (_ *lookupConn, err 
 	}
 	lookupConns.Store(c.db, c)
 	sqlite3.Xsqlite3_busy_handler(c.tls, c.db, cFuncPointer(lookupBusy), c.db)
+	sqlite3.Xsqlite3_progress_handler(c.tls, c.db, lookupProgressSteps, cFuncPointer(lookupProgress), c.db)
 	// query_only makes it refuse writes, as the readers do.
 	if err := c.exec("PRAGMA query_only = 1"); err != nil {
 		return nil, err
@@ -305,18 +303,10 @@ func (c *lookupConn) query(ctx context.Context, st uintptr, a, b string, row fun
 		return err
 	}
 	if ctx.Done() != nil {
+		// The busy and progress handlers read it on this goroutine,
+		// inside step.
 		c.ctx = ctx
-		c.mu.Lock()
-		c.calls++
-		call := c.calls
-		c.active = call
-		c.mu.Unlock()
-		stop := context.AfterFunc(ctx, func() { c.interrupt(call) })
 		defer func() {
-			stop()
-			c.mu.Lock()
-			c.active = 0
-			c.mu.Unlock()
 			c.ctx = nil
 			if err != nil && ctx.Err() != nil {
 				err = ctx.Err()
@@ -334,18 +324,6 @@ func (c *lookupConn) query(ctx context.Context, st uintptr, a, b string, row fun
 		return nil
 	default:
 		return c.err(rc)
-	}
-}
-
-// interrupt ends call if it is still in progress.
-func (c *lookupConn) interrupt(call uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.active == call {
-		// A TLS of its own: the call in progress is using c.tls.
-		tls := libc.NewTLS()
-		sqlite3.Xsqlite3_interrupt(tls, c.db)
-		tls.Close()
 	}
 }
 
@@ -400,6 +378,26 @@ func (c *lookupConn) text(st uintptr, i int32) (v string, ok bool) {
 		return "", true
 	}
 	return string(cMem(p, int(n))), true
+}
+
+// lookupProgressSteps is how many steps of SQLite's virtual machine run
+// between looks at the call's context: a point read takes a few dozen,
+// so it is seldom asked at all, and a runaway statement stops within
+// microseconds of its context ending.
+const lookupProgressSteps = 256
+
+// lookupProgress is SQLite's progress handler for a lookup connection:
+// a non-zero answer interrupts the statement (SQLITE_INTERRUPT), which
+// query turns into the context's error.
+func lookupProgress(_ *libc.TLS, db uintptr) int32 {
+	v, ok := lookupConns.Load(db)
+	if !ok {
+		return 0
+	}
+	if ctx := v.(*lookupConn).ctx; ctx != nil && ctx.Err() != nil {
+		return 1
+	}
+	return 0
 }
 
 // lookupBusy is SQLite's default busy handler — the same waits, up to
